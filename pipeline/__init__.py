@@ -1,0 +1,1 @@
+"""The main command's machinery: validated configs, the staged pipeline, atomic outputs."""

@@ -1,0 +1,310 @@
+"""The run configuration: YAML in, a validated, typed :class:`RunConfig` out.
+
+Every section is a dataclass, so the defaults live in one place and the YAML schema *is* the
+dataclasses: an unknown key, a value of the wrong type or an impossible date range raises
+:class:`ConfigError` with one line ``<what> (<where>)``, where ``<where>`` is the dotted key
+path and the file. ``--set key.sub=value`` overrides are parsed as YAML scalars and go through
+the same checks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import pandas as pd
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``str()`` is ``<what> (<where>)``."""
+
+    def __init__(self, what: str, where: str = ""):
+        super().__init__(f"{what} ({where})" if where else what)
+        self.what, self.where = what, where
+
+    def located(self, source: str) -> "ConfigError":
+        """The same error with the file named after the key path."""
+        return ConfigError(self.what, f"{self.where}, {source}" if self.where else source)
+
+
+@dataclass
+class DataConfig:
+    """Where the panel comes from.
+
+    source: ``synthetic`` (the embedded market), ``panel`` (a SPEC §4.2 file at ``path``) or
+    ``daily`` (daily bars at ``path``, turned into a factor panel).
+    synthetic: overrides for ``feeds.make_market`` (e.g. ``n_stocks: 300``).
+    factors / styles: the factor columns and ``{style: [factor, ...]}`` of a panel file.
+    industry_map: optional CSV ``code,industry`` for daily bars.
+    benchmark: index code in a daily-bars file to report as the market (e.g. ``sh.000300``).
+    """
+
+    source: Literal["synthetic", "panel", "daily"] = "synthetic"
+    synthetic: dict = field(default_factory=dict)
+    path: str | None = None
+    factors: list[str] | None = None
+    styles: dict | None = None
+    industry_map: str | None = None
+    benchmark: str | None = None
+
+
+@dataclass
+class DatesConfig:
+    """The study's protocol: train on [train_start, train_end], trade [test_start, test_end]."""
+
+    train_start: str = "2007-05-01"
+    train_end: str = "2016-04-30"
+    test_start: str = "2016-05-01"
+    test_end: str = "2017-04-30"
+
+
+@dataclass
+class CommissionConfig:
+    """A-share costs (2016): commission on both sides with a minimum, stamp duty on sells."""
+
+    commission: float = 0.0003
+    min_commission: float = 5.0
+    stamp_duty: float = 0.001
+
+
+@dataclass
+class BacktestConfig:
+    """How the strategy trades; one Backtrader run per selection × book."""
+
+    selections: list[str] = field(default_factory=lambda: ["class", "top_pct"])
+    books: list[str] = field(default_factory=lambda: ["high", "neutral", "low", "long_short"])
+    top_pct: float = 0.30
+    gross: float = 1.0
+    lot: int = 100
+    cash: float = 100_000_000.0
+    execution: Literal["close", "next_open"] = "close"
+    costs: CommissionConfig = field(default_factory=CommissionConfig)
+
+
+@dataclass
+class OutputConfig:
+    """Where results go: ``dir`` (default ``runs/<name>``) and the trained-model cache."""
+
+    dir: str | None = None
+    cache_dir: str = ".cache/models"
+    tearsheets: bool = True
+
+
+SELECTIONS = ("class", "top_pct")
+BOOKS = ("high", "neutral", "low", "long_short")
+_SECTIONS: dict[str, type] = {}  # filled by register_section for the signals' dataclasses
+
+
+def register_section(name: str, cls: type) -> None:
+    """Make a dataclass a top-level config section (used for the signal's own configs)."""
+    _SECTIONS[name] = cls
+
+
+@dataclass
+class RunConfig:
+    """The whole run. ``sections`` holds the signal's dataclass sections (preprocess, labels,
+    model, train) by name."""
+
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    dates: DatesConfig = field(default_factory=DatesConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    sections: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict, the signal's sections included (the resolved config.yaml)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sections"}
+        out = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in out.items()}
+        out.update({k: dataclasses.asdict(v) for k, v in self.sections.items()})
+        return out
+
+    @property
+    def timestamps(self) -> dict[str, pd.Timestamp]:
+        return {k: pd.Timestamp(v) for k, v in dataclasses.asdict(self.dates).items()}
+
+
+# ------------------------------------------------------------------------------ building
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value, tp, where: str):
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            raise ConfigError(f"{value!r} is not one of {choices}", where)
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list, got {type(value).__name__} {value!r}", where)
+        (item,) = get_args(tp)[:1] or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a mapping, got {type(value).__name__} {value!r}", where)
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {value!r}", where)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"expected a number, got {value!r}", where)
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", where)
+        return value
+    if tp is str:
+        if hasattr(value, "isoformat"):  # YAML dates
+            return value.isoformat()
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"expected a string, got {value!r}", where)
+        return str(value)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", where)
+    return value
+
+
+def _build(cls: type, values, where: str):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"expected a mapping, got {type(values).__name__} {values!r}", where)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"unknown key '{key}' (known: {', '.join(sorted(names))})",
+                              f"{where}.{key}" if where else key)
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), where or cls.__name__) from None
+
+
+def build_config(raw: dict, source: str = "config") -> RunConfig:
+    """Validate a mapping (a parsed YAML file) into a :class:`RunConfig`."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the config must be a mapping of sections, got {type(raw).__name__}", source)
+    raw = dict(raw)
+    known = {f.name for f in dataclasses.fields(RunConfig) if f.init} | set(_SECTIONS)
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown key '{key}' (known: {', '.join(sorted(known))})", f"{key}, {source}")
+    try:
+        sections = {name: _build(cls, raw.pop(name, None), name) for name, cls in _SECTIONS.items()}
+        config = _build(RunConfig, raw, "")
+        config.sections = sections
+        _check_dates(config)
+        _check_backtest(config)
+    except ConfigError as exc:
+        raise exc.located(source) from None
+    return config
+
+
+def _check_dates(config: RunConfig) -> None:
+    stamps = {}
+    for key, value in dataclasses.asdict(config.dates).items():
+        try:
+            stamps[key] = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise ConfigError(f"'{value}' is not a valid date", f"dates.{key}") from None
+    order = ["train_start", "train_end", "test_start", "test_end"]
+    for a, b in zip(order, order[1:]):
+        if stamps[a] >= stamps[b]:
+            raise ConfigError(f"{a} {stamps[a].date()} must be before {b} {stamps[b].date()}", f"dates.{b}")
+
+
+def _check_backtest(config: RunConfig) -> None:
+    bt = config.backtest
+    for s in bt.selections:
+        if s not in SELECTIONS:
+            raise ConfigError(f"unknown selection '{s}' (one of {', '.join(SELECTIONS)})", "backtest.selections")
+    for b in bt.books:
+        if b not in BOOKS:
+            raise ConfigError(f"unknown book '{b}' (one of {', '.join(BOOKS)})", "backtest.books")
+    if not bt.selections or not bt.books:
+        raise ConfigError("at least one selection and one book are needed", "backtest")
+    if not 0 < bt.top_pct <= 1:
+        raise ConfigError(f"top_pct must be in (0, 1], got {bt.top_pct}", "backtest.top_pct")
+    if bt.lot < 0:
+        raise ConfigError(f"lot must be >= 0, got {bt.lot}", "backtest.lot")
+    if config.data.source in ("panel", "daily") and not config.data.path:
+        raise ConfigError(f"data.source '{config.data.source}' needs data.path", "data.path")
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a raw config mapping."""
+    raw = dict(raw or {})
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not key.sub=value", "--set")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"cannot set '{key}': '{part}' is not a section", f"--set {item}")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a YAML config file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("config file not found", str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where) from None
+    config = build_config(apply_overrides(raw, overrides or []), source=str(path))
+    if config.name == "run":
+        config.name = path.stem
+    return config
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` in a run directory holds)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)

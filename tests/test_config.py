@@ -1,0 +1,105 @@
+"""Config validation (one line per problem) and atomic run directories."""
+import os
+
+import pytest
+
+from pipeline.config import ConfigError, apply_overrides, build_config, dump_config, load_config
+from pipeline.output import RunDirectory, fingerprint, write_atomic
+
+
+def error_of(raw):
+    with pytest.raises(ConfigError) as info:
+        build_config(raw, "cfg.yaml")
+    return str(info.value)
+
+
+def test_defaults_are_the_study_protocol():
+    config = build_config({}, "cfg.yaml")
+    assert config.dates.train_start == "2007-05-01" and config.dates.test_end == "2017-04-30"
+    assert config.backtest.selections == ["class", "top_pct"]
+    assert config.backtest.books == ["high", "neutral", "low", "long_short"]
+    assert config.backtest.costs.stamp_duty == 0.001
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"foo": 1}, "unknown key 'foo' (known: "),
+    ({"backtest": {"lots": 1}}, "unknown key 'lots' (known: books, cash, costs, execution, gross, lot, "
+                                "selections, top_pct) (backtest.lots, cfg.yaml)"),
+    ({"backtest": {"costs": {"stamp": 1}}}, "(backtest.costs.stamp, cfg.yaml)"),
+    ({"backtest": {"lot": "a"}}, "expected an integer, got 'a' (backtest.lot, cfg.yaml)"),
+    ({"backtest": {"top_pct": "x"}}, "expected a number, got 'x' (backtest.top_pct, cfg.yaml)"),
+    ({"backtest": {"selections": "class"}}, "expected a list, got str 'class' (backtest.selections, cfg.yaml)"),
+    ({"backtest": {"books": ["up"]}}, "unknown book 'up'"),
+    ({"backtest": {"top_pct": 1.5}}, "top_pct must be in (0, 1], got 1.5 (backtest.top_pct, cfg.yaml)"),
+    ({"data": {"source": "csv"}}, "'csv' is not one of 'synthetic', 'panel', 'daily' (data.source, cfg.yaml)"),
+    ({"data": {"source": "panel"}}, "data.source 'panel' needs data.path (data.path, cfg.yaml)"),
+    ({"dates": {"train_end": "2016-02-30"}}, "'2016-02-30' is not a valid date (dates.train_end, cfg.yaml)"),
+    ({"dates": {"train_end": "2016-06-30"}}, "train_end 2016-06-30 must be before test_start 2016-05-01"),
+    ({"dates": {"test_end": "2015-01-01"}}, "test_start 2016-05-01 must be before test_end 2015-01-01"),
+    ({"seed": True}, "expected an integer, got True (seed, cfg.yaml)"),
+    ({"data": [1, 2]}, "expected a mapping, got list [1, 2] (data, cfg.yaml)"),
+    ([1, 2], "the config must be a mapping of sections, got list (cfg.yaml)"),
+])
+def test_each_problem_is_one_line_naming_where(raw, message):
+    text = error_of(raw)
+    assert message in text and "\n" not in text
+
+
+def test_yaml_dates_and_numbers_are_accepted(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("dates:\n  train_start: 2008-01-01\nbacktest:\n  gross: 1\n")
+    config = load_config(path)
+    assert config.dates.train_start == "2008-01-01" and config.backtest.gross == 1.0
+    assert config.name == "study"
+    assert "train_start: '2008-01-01'" in dump_config(config)
+
+
+def test_overrides_are_parsed_as_yaml_and_validated(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("backtest:\n  lot: 100\n")
+    config = load_config(path, ["backtest.lot=0", "backtest.books=[high, low]", "data.synthetic.n_stocks=50"])
+    assert config.backtest.lot == 0 and config.backtest.books == ["high", "low"]
+    assert config.data.synthetic == {"n_stocks": 50}
+    with pytest.raises(ConfigError, match=r"unknown key 'lott'"):
+        load_config(path, ["backtest.lott=1"])
+    with pytest.raises(ConfigError, match="is not key.sub=value"):
+        apply_overrides({}, ["backtest.lot"])
+    with pytest.raises(ConfigError, match="'lot' is not a section"):
+        apply_overrides({"backtest": {"lot": 1}}, ["backtest.lot.x=1"])
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\nb: 3\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML: .* \(.*bad.yaml:\d+\)"):
+        load_config(bad)
+
+
+def test_run_directory_publishes_only_on_success(tmp_path):
+    final = tmp_path / "runs" / "demo"
+    with RunDirectory(final) as staging:
+        (staging / "metrics.json").write_text("{}")
+        assert not final.exists()
+    assert (final / "metrics.json").read_text() == "{}"
+    with pytest.raises(RuntimeError):
+        with RunDirectory(final) as staging:
+            (staging / "metrics.json").write_text("half")
+            raise RuntimeError("boom")
+    assert (final / "metrics.json").read_text() == "{}"  # the earlier run is untouched
+    assert os.listdir(final.parent) == ["demo"]  # and no staging directory is left behind
+    with RunDirectory(final) as staging:
+        (staging / "new.txt").write_text("x")
+    assert sorted(os.listdir(final)) == ["new.txt"] and os.listdir(final.parent) == ["demo"]
+
+
+def test_write_atomic_and_fingerprint(tmp_path):
+    target = tmp_path / "model.pt"
+    with pytest.raises(ValueError):
+        write_atomic(target, lambda p: (p.write_text("half"), (_ for _ in ()).throw(ValueError("x"))))
+    assert not target.exists() and os.listdir(tmp_path) == []
+    write_atomic(target, lambda p: p.write_text("ok"))
+    assert target.read_text() == "ok"
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
