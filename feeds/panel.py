@@ -283,18 +283,25 @@ class Panel:
             raise PanelError(f"missing column: need 'ret' or 'close' ({source})")
         if require_industry and "industry" not in df.columns:
             raise PanelError(f"missing column 'industry', required by industry neutralization ({source})")
-        try:
-            df["date"] = month_end(df["date"])
-        except (ValueError, TypeError) as exc:
-            raise PanelError(f"column 'date' has an unparseable value ({source}): {exc}") from None
+        for col in ("date", "code"):
+            blank = df[col].isna() | (df[col].astype(str).str.strip() == "")
+            if blank.any():
+                raise PanelError(f"missing {col} in row {int(np.flatnonzero(blank)[0])} ({source})")
+        parsed = pd.to_datetime(df["date"], errors="coerce", format="mixed") \
+            if not pd.api.types.is_datetime64_any_dtype(df["date"]) else df["date"]
+        if parsed.isna().any():
+            i = int(np.flatnonzero(parsed.isna())[0])
+            raise PanelError(f"column 'date' has an unparseable value {df['date'].iloc[i]!r} in row {i} ({source})")
+        df["date"] = month_end(parsed)
         df["code"] = df["code"].astype(str)
         dup = df.duplicated(["date", "code"])
         if dup.any():
             row = df.loc[dup].iloc[0]
             raise PanelError(f"duplicate (date, code) ({row['date'].date()}, {row['code']}) after "
                              f"normalising dates to month-ends, row {int(np.flatnonzero(dup)[0])} ({source})")
-        if factors is None:
-            factors = [c for c in df.columns if c not in RESERVED_COLUMNS]
+        if factors is None:  # every other column with numbers in it (a name column is not a factor)
+            factors = [c for c in df.columns if c not in RESERVED_COLUMNS
+                       and pd.to_numeric(df[c], errors="coerce").notna().any()]
         else:
             factors = list(factors)
             for f in factors:
