@@ -97,11 +97,16 @@ class OutputConfig:
 SELECTIONS = ("class", "top_pct")
 BOOKS = ("high", "neutral", "low", "long_short")
 _SECTIONS: dict[str, type] = {}  # filled by register_section for the signals' dataclasses
+_MANAGED: dict[str, dict[str, str]] = {}
 
 
-def register_section(name: str, cls: type) -> None:
-    """Make a dataclass a top-level config section (used for the signal's own configs)."""
+def register_section(name: str, cls: type, managed: dict[str, str] | None = None) -> None:
+    """Make a dataclass a top-level config section (used for the signal's own configs).
+
+    ``managed`` maps fields the run sets itself to what sets them; the YAML may not set them.
+    """
     _SECTIONS[name] = cls
+    _MANAGED[name] = dict(managed or {})
 
 
 @dataclass
@@ -221,6 +226,10 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
     for key in raw:
         if key not in known:
             raise ConfigError(f"unknown key '{key}' (known: {', '.join(sorted(known))})", f"{key}, {source}")
+    for name, managed in _MANAGED.items():
+        for key, hint in managed.items():
+            if isinstance(raw.get(name), dict) and key in raw[name]:
+                raise ConfigError(f"'{name}.{key}' is set by {hint}", f"{name}.{key}, {source}")
     try:
         sections = {name: _build(cls, raw.pop(name, None), name) for name, cls in _SECTIONS.items()}
         config = _build(RunConfig, raw, "")

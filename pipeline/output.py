@@ -35,6 +35,7 @@ class RunDirectory:
         if exc_type is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             return False
+        _publishable(self.staging)
         old = None
         if self.final.exists():
             old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
@@ -43,6 +44,15 @@ class RunDirectory:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return False
+
+
+def _publishable(directory: Path) -> None:
+    """Give a staged run the usual permissions (mkdtemp and mkstemp create private ones)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def fingerprint(obj) -> str:

@@ -1,0 +1,107 @@
+"""The data stage: a config's ``data`` section → the Panel (and what comes with it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from feeds.panel import Panel, PanelError, load_panel
+from feeds.synthetic import make_market
+
+from .config import ConfigError, RunConfig
+
+
+@dataclass
+class RunData:
+    """What the data stage hands on.
+
+    Attributes
+    ----------
+    panel : Panel
+        Months up to ``dates.test_end`` only: nothing later is ever read.
+    oracle : ndarray or None
+        The synthetic market's expected returns on the panel's grid (never a model input).
+    benchmark : Series or None
+        An index's monthly returns (daily bars), indexed by realisation month-end.
+    report : dict
+        What the source says about itself (for metrics.json and the report).
+    """
+
+    panel: Panel
+    oracle: np.ndarray | None = None
+    benchmark: pd.Series | None = None
+    report: dict = field(default_factory=dict)
+    description: str = ""
+
+
+def load_data(config: RunConfig, window: int, root: Path | None = None) -> RunData:
+    """Build the panel the config asks for and check it covers the run's dates.
+
+    Raises
+    ------
+    ConfigError
+        A path that does not exist, or dates the data does not cover.
+    PanelError
+        A problem inside the data (named by the loader).
+    """
+    data = config.data
+    root = root or Path.cwd()
+    if data.source == "synthetic":
+        market = make_market(seed=config.seed, **data.synthetic)
+        run = RunData(market.panel, oracle=market.oracle,
+                      report={"source": "synthetic", "settings": {"seed": config.seed, **data.synthetic}},
+                      description="the embedded synthetic A-share market (docs/synthetic_market.md)")
+    else:
+        path = _existing(root, data.path, "data.path")
+        if data.source == "panel":
+            run = RunData(load_panel(path, factors=data.factors, styles=data.styles),
+                          report={"source": "panel", "path": str(path)},
+                          description=f"the panel file {path.name}")
+        else:
+            from feeds.daily import panel_from_daily  # pandas-heavy ingestion, only when asked
+
+            industry_map = None
+            if data.industry_map:
+                industry_map = _existing(root, data.industry_map, "data.industry_map")
+            panel, ingest = panel_from_daily(path, industry_map=industry_map)
+            benchmark = None
+            if data.benchmark:
+                try:
+                    benchmark = ingest.benchmark(data.benchmark)
+                except PanelError as exc:
+                    raise ConfigError(str(exc), "data.benchmark") from None
+            run = RunData(panel, benchmark=benchmark, report={"source": "daily", **ingest.to_dict()},
+                          description=f"daily bars from {path.name}: {ingest.n_stocks} stocks, "
+                                      f"{ingest.adjustment.n_ex_rights_days} ex-rights days neutralised")
+    return _cover(run, config, window)
+
+
+def _existing(root: Path, name: str, where: str) -> Path:
+    path = Path(name)
+    path = path if path.is_absolute() else root / path
+    if not path.exists():
+        raise ConfigError(f"file not found: {path}", where)
+    return path
+
+
+def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
+    """Check the dates against the data and cut the panel at ``test_end``."""
+    dates = config.timestamps
+    panel = run.panel
+    first, last = panel.dates[0], panel.dates[-1]
+    test_end = min(dates["test_end"] + pd.offsets.MonthEnd(0), last)
+    if dates["test_start"] + pd.offsets.MonthEnd(0) > last:
+        raise ConfigError(f"test_start {dates['test_start'].date()} is after the data's last month "
+                          f"{last:%Y-%m}", "dates.test_start")
+    if dates["train_start"] + pd.offsets.MonthEnd(0) < first:
+        raise ConfigError(f"train_start {dates['train_start'].date()} is before the data's first month "
+                          f"{first:%Y-%m}", "dates.train_start")
+    keep = int(panel.dates.searchsorted(test_end, "right"))
+    cut = panel.take(rows=slice(0, keep))
+    cut.validate(window=window)
+    run.panel = cut
+    if run.oracle is not None:
+        run.oracle = run.oracle[:keep]
+    return run

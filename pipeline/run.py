@@ -1,0 +1,372 @@
+"""The main command's pipeline: config → data → signal → backtests → metrics → outputs.
+
+Each stage is a function; :func:`run` strings them together, times them, and writes
+everything into an atomically published run directory (:class:`pipeline.output.RunDirectory`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from signals import LabelConfig, ModelConfig, PreprocessConfig, SignalModel, TrainConfig, WindowConfig, fit
+from signals.checkpoint import library_versions, panel_fingerprint
+from signals.diagnostics import factor_contribution
+
+from feeds.panel import PanelError
+from reports.inputs import ReportError
+from signals import (CheckpointError, FitError, LabelError, ModelError, PreprocessError, SignalError, TrainError,
+                     WindowError)
+
+from .config import ConfigError, RunConfig, dump_config, register_section
+from .data import RunData, load_data
+from .output import RunDirectory, fingerprint, write_atomic
+
+# What a user can get wrong (config, data, settings): one line and exit 2 in the CLI.
+USER_ERRORS = (ConfigError, PanelError, ReportError, CheckpointError, FitError, LabelError, ModelError,
+               PreprocessError, SignalError, TrainError, WindowError)
+
+# The signal's own dataclasses are config sections; seed, device and progress come from the
+# top level / the command line, so they are not settable inside ``train``.
+SIGNAL_SECTIONS = {"window": WindowConfig, "preprocess": PreprocessConfig, "labels": LabelConfig,
+                   "model": ModelConfig, "train": TrainConfig}
+MANAGED = {"train": {"seed": "the top-level 'seed'", "device": "the top-level 'device'", "progress": "--quiet"},
+           "model": {"n_factors": "the data", "kind": "the run (it trains the LSTM and the baseline)"}}
+for _name, _cls in SIGNAL_SECTIONS.items():
+    register_section(_name, _cls, MANAGED.get(_name))
+
+
+class Log:
+    """Stage messages on stderr (silent with ``quiet``)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class SignalBundle:
+    """The trained models and what training left for the report."""
+
+    signal: SignalModel
+    baseline: SignalModel
+    training: dict = field(default_factory=dict)  # history, snapshots, validation figures
+    cached: bool = False
+    key: str = ""
+
+
+# ------------------------------------------------------------------------------- stages
+def sections(config: RunConfig) -> dict:
+    out = {name: config.sections.get(name) or cls() for name, cls in SIGNAL_SECTIONS.items()}
+    out["train"] = replace(out["train"], seed=config.seed, device=config.device)
+    return out
+
+
+def model_key(config: RunConfig, data: RunData) -> str:
+    """Hash of everything that determines the trained models."""
+    s = sections(config)
+    train_end = config.timestamps["train_end"] + pd.offsets.MonthEnd(0)
+    upto = int(data.panel.dates.searchsorted(train_end, "right"))
+    return fingerprint({
+        "panel": panel_fingerprint(data.panel.take(rows=slice(0, upto))),
+        "dates": [config.dates.train_start, config.dates.train_end],
+        "signal": {k: dataclasses.asdict(replace(v, progress=True) if k == "train" else v) for k, v in s.items()},
+        "versions": {k: v for k, v in library_versions().items() if k in ("torch", "numpy", "lstm_tercile")},
+        "device": str(torch.cuda.is_available() and config.device != "cpu"),
+    })
+
+
+def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, log: Log,
+                  cache_root: Path) -> SignalBundle:
+    """Train the LSTM and the baseline, or load them from the cache by :func:`model_key`."""
+    key = model_key(config, data)
+    cache = cache_root / key
+    if cache.exists() and not retrain:
+        try:
+            bundle = SignalBundle(SignalModel.load(cache / "model.pt"), SignalModel.load(cache / "baseline.pt"),
+                                  _load_training(cache / "training.pt"), cached=True, key=key)
+            log(f"model: loaded from cache {cache} (--retrain to train again)")
+            return bundle
+        except Exception as exc:  # a damaged cache entry is retrained, never trusted
+            log(f"model: cache entry {cache} unusable ({exc}); training again")
+    s = sections(config)
+    log(f"model: training {s['model'].layers}x{s['model'].hidden} LSTM on {config.dates.train_start}.."
+        f"{config.dates.train_end} ({s['train'].validation} validation)")
+    result = fit(data.panel, config.dates.train_start, config.dates.train_end, window=s["window"],
+                 preprocess=s["preprocess"], labels=s["labels"], model=s["model"], train_config=s["train"],
+                 progress=not quiet, config=config.to_dict())
+    training = {
+        "history": result.history, "baseline_history": result.baseline_history,
+        "snapshots": result.train_result.snapshots,
+        "validation_accuracy": result.validation_accuracy,
+        "baseline_validation_accuracy": result.baseline_validation_accuracy,
+        "samples": result.samples, "timings": result.timings,
+    }
+    staging = cache_root / f".{key}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    result.signal.save(staging / "model.pt")
+    result.baseline.save(staging / "baseline.pt")
+    _save_training(training, staging / "training.pt")
+    shutil.rmtree(cache, ignore_errors=True)
+    staging.rename(cache)
+    return SignalBundle(result.signal, result.baseline, training, cached=False, key=key)
+
+
+def _save_training(training: dict, path: Path) -> None:
+    payload = {k: v for k, v in training.items() if k not in ("history", "baseline_history", "snapshots")}
+    for name in ("history", "baseline_history"):
+        frame = training[name]
+        payload[name] = None if frame is None else {c: frame[c].tolist() for c in frame.columns}
+    payload["snapshots"] = [{"step": int(s["step"]), "weight": torch.as_tensor(np.asarray(s["weight"])),
+                             "bias": torch.as_tensor(np.asarray(s["bias"]))} for s in training["snapshots"]]
+    torch.save(payload, path)
+
+
+def _load_training(path: Path) -> dict:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    for name in ("history", "baseline_history"):
+        payload[name] = None if payload[name] is None else pd.DataFrame(payload[name])
+    payload["snapshots"] = [{"step": s["step"], "weight": s["weight"].numpy(), "bias": s["bias"].numpy()}
+                            for s in payload["snapshots"]]
+    return payload
+
+
+def decision_dates(config: RunConfig, panel) -> pd.DatetimeIndex:
+    """Month-ends at which the strategy decides: the month before ``test_start`` up to the
+    month before ``test_end``, so the realised returns fill ``test_start``..``test_end``."""
+    stamps = config.timestamps
+    first = stamps["test_start"] + pd.offsets.MonthEnd(0) - pd.offsets.MonthEnd(1)
+    last = stamps["test_end"] + pd.offsets.MonthEnd(0) - pd.offsets.MonthEnd(1)
+    dates = panel.dates[(panel.dates >= first) & (panel.dates <= last)]
+    if len(dates) == 0:
+        raise ConfigError(f"no decision month between {first.date()} and {last.date()} in the data", "dates")
+    return dates
+
+
+def predict_offline(bundle: SignalBundle, data: RunData, dates) -> dict[str, pd.DataFrame]:
+    """Offline predictions of the LSTM and the baseline on the decision months."""
+    return {"model": bundle.signal.predict_panel(data.panel, dates),
+            "baseline": bundle.baseline.predict_panel(data.panel, dates)}
+
+
+def run_backtests(config: RunConfig, data: RunData, signal, dates, log: Log) -> dict:
+    """One Backtrader run per selection × book.
+
+    Returns ``{selection: {"baskets": frame, "books": {book: returns}, "turnover": {book: frame},
+    "predictions": in-backtest predictions}}``.
+    """
+    from strategies import AShareCommission
+    from strategies.backtest import run_book
+
+    from .memo import MemoSignal
+
+    bt = config.backtest
+    memo = MemoSignal(signal)  # every book of the same months asks the same questions
+    out = {}
+    for selection in bt.selections:
+        block = {"books": {}, "turnover": {}}
+        for book in bt.books:
+            t0 = time.perf_counter()
+            costs = AShareCommission(commission=bt.costs.commission, min_commission=bt.costs.min_commission,
+                                     stamp_duty=bt.costs.stamp_duty, lot=bt.lot)
+            result = run_book(data.panel, memo, start=dates[0], end=dates[-1] + pd.offsets.MonthEnd(1),
+                              cash=bt.cash, commission=costs, selection=selection, book=book,
+                              top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution)
+            block["books"][book] = result.returns
+            block["turnover"][book] = result.turnover
+            block.setdefault("baskets", result.baskets)
+            block.setdefault("predictions", result.predictions)
+            log(f"backtest: {selection}/{book} {len(result.returns)} months, "
+                f"cum {np.prod(1 + result.returns.fillna(0)) - 1:+.2%} ({time.perf_counter() - t0:.1f} s)")
+        out[selection] = block
+    return out
+
+
+def online_offline_gap(online: pd.DataFrame, offline: pd.DataFrame) -> float:
+    """Largest |probability difference| between in-backtest and offline predictions on the
+    offline decision months (the backtest also decides at its last bar, which realises nothing)."""
+    cols = ["p_down", "p_neutral", "p_up"]
+    online = online[online.index.get_level_values("date").isin(offline.index.get_level_values("date"))]
+    joined = online[cols].join(offline[cols], how="outer", suffixes=("_online", ""))
+    diff = joined[[f"{c}_online" for c in cols]].to_numpy() - joined[cols].to_numpy()
+    if np.isnan(diff).any():
+        return float("inf")  # a stock predicted on one side only
+    return float(np.abs(diff).max()) if diff.size else 0.0
+
+
+STUDY = {  # SPEC §2: what the Guosen report states
+    "validation_accuracy": "85–90%",
+    "oos_accuracy": "just above 50%",
+    "class.long_short.monthly_win_rate": "75%",
+    "class.long_short.cum_excess": "4.5%",
+    "top_pct.long_short.monthly_win_rate": "> 90%",
+    "top_pct.long_short.cum_excess": "> 9%",
+}
+
+
+def labelled_predictions(frame: pd.DataFrame, data: RunData, labels: LabelConfig) -> pd.DataFrame:
+    """Predictions with the realised next-month return and class (for predictions.csv)."""
+    from signals import CLASSES, make_labels
+
+    panel = data.panel
+    grid = make_labels(panel.ret, panel.listed, labels)
+    t = panel.dates.get_indexer(frame.index.get_level_values("date"))
+    i = panel.codes.get_indexer(frame.index.get_level_values("code"))
+    nxt = np.full(panel.ret.shape, np.nan)
+    nxt[:-1] = panel.ret[1:]
+    out = frame.copy()
+    out["next_return"] = nxt[t, i]
+    names = np.array(list(CLASSES) + [""], dtype=object)
+    out["realised"] = names[np.where(grid[t, i] < 0, len(CLASSES), grid[t, i])]
+    return out
+
+
+def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
+    """The headline table (this run vs the study) printed at the end of a run."""
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    def num(x, fmt=".3f"):
+        return "n/a" if x is None else format(x, fmt)
+
+    first = doc[doc["selections"][0]]
+    rows = [("validation accuracy", pct(doc.get("validation_accuracy")), STUDY["validation_accuracy"]),
+            ("OOS accuracy (no-skill)", f"{pct(first.get('oos_accuracy'))} ({pct(first.get('no_skill_accuracy'))})",
+             STUDY["oos_accuracy"]),
+            ("OOS mean rank IC (baseline)",
+             f"{num(first.get('rank_ic_mean'))} ({num(doc['baseline'].get('rank_ic_mean'))})", "-")]
+    if doc["oracle"].get("ic_efficiency") is not None:
+        rows.append(("IC efficiency vs oracle (baseline)",
+                     f"{num(doc['oracle']['ic_efficiency'], '.2f')} ({num(doc['baseline'].get('ic_efficiency'), '.2f')})",
+                     "-"))
+    for mode in doc["selections"]:
+        ls = doc[mode]["long_short"]
+        rows.append((f"{mode}: long/short cum excess", pct(ls.get("cum_excess")),
+                     STUDY.get(f"{mode}.long_short.cum_excess", "-")))
+        rows.append((f"{mode}: long/short monthly win rate", pct(ls.get("monthly_win_rate")),
+                     STUDY.get(f"{mode}.long_short.monthly_win_rate", "-")))
+    return rows
+
+
+def format_table(rows) -> str:
+    header = ("measure", "this run", "study")
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(3)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@dataclass
+class RunResult:
+    directory: Path
+    metrics: dict
+    table: str
+
+
+def run(config: RunConfig, output: Path | None = None, retrain: bool = False, quiet: bool = False,
+        root: Path | None = None) -> RunResult:
+    """Run the whole pipeline and publish the run directory. See the module docstring."""
+    from reports import (build_figures, metrics_document, monthly_prediction_stats, prediction_metrics,
+                         save_figures, write_report, write_tearsheet)
+    from reports.inputs import json_safe
+
+    log = Log(quiet)
+    root = Path(root or Path.cwd())
+    output = Path(output or config.output.dir or root / "runs" / config.name)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    s = sections(config)
+
+    t0 = time.perf_counter()
+    data = load_data(config, s["window"].window, root)
+    timings["data"] = time.perf_counter() - t0
+    log(f"data: {data.panel} from {data.description} ({timings['data']:.1f} s)")
+
+    t0 = time.perf_counter()
+    cache_root = Path(config.output.cache_dir)
+    bundle = train_or_load(config, data, retrain, quiet, log, cache_root if cache_root.is_absolute()
+                           else root / cache_root)
+    timings["train"] = time.perf_counter() - t0
+    training = bundle.training
+
+    t0 = time.perf_counter()
+    dates = decision_dates(config, data.panel)
+    offline = predict_offline(bundle, data, dates)
+    timings["predict"] = time.perf_counter() - t0
+    log(f"predict: {len(dates)} decision months {dates[0]:%Y-%m}..{dates[-1]:%Y-%m} ({timings['predict']:.1f} s)")
+
+    t0 = time.perf_counter()
+    books = run_backtests(config, data, bundle.signal, dates, log)
+    timings["backtest"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    labels = s["labels"]
+    model_stats = prediction_metrics(offline["model"], data.panel, labels, oracle=data.oracle)
+    base_stats = prediction_metrics(offline["baseline"], data.panel, labels, oracle=data.oracle)
+    timings["total_before_outputs"] = time.perf_counter() - started
+    doc = metrics_document({m: b["baskets"] for m, b in books.items()}, model_stats,
+                           books={m: b["books"] for m, b in books.items()}, baseline=base_stats,
+                           validation_accuracy=training.get("validation_accuracy"), timings=timings)
+    gaps = {m: online_offline_gap(b["predictions"], offline["model"]) for m, b in books.items()}
+    doc["checks"] = {"online_offline_max_abs_diff": max(gaps.values()),
+                     "model_cached": bundle.cached, "model_key": bundle.key}
+    doc["training"] = {"baseline_validation_accuracy": training.get("baseline_validation_accuracy"),
+                       "samples": training.get("samples"), "timings": training.get("timings")}
+    doc["data"] = data.report
+    doc["protocol"] = {"decisions": [f"{dates[0]:%Y-%m-%d}", f"{dates[-1]:%Y-%m-%d}"],
+                       "execution": config.backtest.execution,
+                       "label_return": "month-end close t to month-end close t+1"}
+
+    with RunDirectory(output) as staging:
+        (staging / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        bundle.signal.save(staging / "model.pt")
+        labelled_predictions(offline["model"], data, labels).to_csv(staging / "predictions.csv",
+                                                                    float_format="%.6g")
+        tearsheets = {}
+        if config.output.tearsheets:
+            for mode, block in books.items():
+                benchmark = data.benchmark if data.benchmark is not None else block["baskets"]["universe"]
+                for book, returns in block["books"].items():
+                    if returns.notna().any() and (returns != 0).any():
+                        name = f"tearsheet_{mode}_{book}.html"
+                        write_tearsheet(returns, benchmark.reindex(returns.index), staging / name,
+                                        f"{config.name}: {mode} selection, {book} book")
+                        tearsheets[f"{mode} / {book}"] = name
+        figures = build_figures(
+            baskets={m: b["baskets"] for m, b in books.items()},
+            prediction=monthly_prediction_stats(offline["model"], data.panel, labels, oracle=data.oracle),
+            baseline=monthly_prediction_stats(offline["baseline"], data.panel, labels),
+            history=training.get("history"), snapshots=training.get("snapshots"),
+            contribution=factor_contribution(bundle.signal), styles=data.panel.styles,
+            top_pct=config.backtest.top_pct)
+        save_figures(figures, staging / "figures")
+        timings["outputs"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        doc["timings"] = {k: round(v, 2) for k, v in timings.items() if k != "total_before_outputs"}
+        context = {"title": f"{config.name}: LSTM multi-factor stock selection",
+                   "description": f"Data: {data.description}. Model trained on {config.dates.train_start}.."
+                                  f"{config.dates.train_end}; out-of-sample decisions {dates[0]:%Y-%m}.."
+                                  f"{dates[-1]:%Y-%m}" + (" (model loaded from the cache)." if bundle.cached else "."),
+                   "run": {"data": data.description, "train": f"{config.dates.train_start}..{config.dates.train_end}",
+                           "out of sample": f"{config.dates.test_start}..{config.dates.test_end}",
+                           "validation": s["train"].validation, "model": f"{s['model'].layers}x{s['model'].hidden} LSTM, "
+                           f"window {s['window'].window}, {s['train'].steps} steps of {s['train'].batch_size}",
+                           "seed": config.seed},
+                   "execution": config.backtest.execution, "top_pct": config.backtest.top_pct,
+                   "config": config.to_dict(), "tearsheets": tearsheets}
+        write_report(staging / "report.html", doc, figures, context)
+        (staging / "metrics.json").write_text(json.dumps(json_safe(doc), indent=2), encoding="utf-8")
+    table = format_table(summary_rows(json_safe(doc)))
+    return RunResult(directory=output, metrics=doc, table=table)
