@@ -272,6 +272,19 @@ def _check_backtest(config: RunConfig) -> None:
         raise ConfigError(f"data.source '{config.data.source}' needs data.path", "data.path")
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that leaves dates as text, so a bad date is reported by its key."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _parse(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``key.sub=value`` strings (values parsed as YAML) to a raw config mapping."""
     raw = dict(raw or {})
@@ -280,7 +293,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override '{item}' is not key.sub=value", "--set")
         key, text = item.split("=", 1)
         try:
-            value = yaml.safe_load(text)
+            value = _parse(text)
         except yaml.YAMLError:
             value = text
         node = raw
@@ -303,7 +316,7 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
     if not path.exists():
         raise ConfigError("config file not found", str(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _parse(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
