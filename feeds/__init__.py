@@ -8,3 +8,14 @@ from .synthetic import Market, MarketConfig, make_market
 
 __all__ = ["Panel", "PanelError", "load_panel", "save_panel", "month_end",
            "Market", "MarketConfig", "make_market"]
+
+# The Backtrader feed (feeds/btfeed.py) imports backtrader, so it loads on first use only.
+_BTFEED_NAMES = ("add_panel_feeds", "PanelFeed", "PanelSource", "panel_feed_class",
+                 "factor_line_name", "gather_snapshot", "Snapshot", "pandas_feeds")
+
+
+def __getattr__(name):
+    if name in _BTFEED_NAMES:
+        from . import btfeed
+        return getattr(btfeed, name)
+    raise AttributeError(f"module 'feeds' has no attribute {name!r}")

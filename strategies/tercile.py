@@ -1,0 +1,293 @@
+"""``LSTMTercileStrategy``: the seed's monthly tercile baskets as a Backtrader strategy."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from feeds.btfeed import PanelFeed, Snapshot, factor_line_name, gather_snapshot
+from feeds.panel import FLAG_COLUMNS, Panel, month_end
+from signals.labels import CLASSES
+
+from .baskets import BASKETS, StrategyParamError, book_weights, check_choices, form_baskets, plan_rebalance
+from .commission import round_to_lot
+from .linear_signal import prediction_frame
+
+EXECUTIONS = ("close", "next_open")
+
+
+@dataclass
+class MonthRecord:
+    """What the strategy decided at one month-end (arrays over its N stock feeds).
+
+    Attributes
+    ----------
+    date : Timestamp
+        The month-end of the decision.
+    probs : ndarray [N, 3]
+        Class probabilities (NaN: no prediction).
+    present : ndarray [N] bool
+        Feeds with a bar at ``date``.
+    tradable : ndarray [N] bool
+        Present, not suspended, with a price (the universe baskets are formed from).
+    baskets : dict of ndarray [N] bool
+        ``high``, ``neutral``, ``low`` membership.
+    prices : ndarray [N]
+        Each stock's last known close at ``date`` (a delisted stock keeps its last one, as
+        the broker values it).
+    value : float
+        Broker value at the decision (before its orders fill).
+    cash : float
+        Broker cash at the decision.
+    rebalanced : bool
+        Whether the book was traded at ``date`` (see the ``rebalance`` param).
+    """
+
+    date: pd.Timestamp
+    probs: np.ndarray
+    present: np.ndarray
+    tradable: np.ndarray
+    baskets: dict
+    prices: np.ndarray
+    value: float
+    cash: float
+    rebalanced: bool
+
+
+class LSTMTercileStrategy(bt.Strategy):
+    """Monthly high / neutral / low baskets from a ``SignalModel``, traded with A-share rules.
+
+    At every month-end bar the strategy reads the snapshot its stock feeds stream (feeds
+    without a bar at the strategy's date are not listed that month: not yet listed, or
+    delisted and still presenting their last bar), keeps the last ``signal.window``
+    snapshots, builds a :class:`~feeds.panel.Panel` of them and asks
+    ``signal.predict(history)`` for class probabilities. It never sees a month that has
+    not been streamed. It then forms the baskets from the tradable stocks (bar present,
+    not suspended, priced), records them, and trades ``book``: sells first, then buys
+    paid from the cash they free, in whole lots; suspended stocks are not traded,
+    limit-up blocks buys and limit-down blocks sells. Late listings are handled in
+    ``prenext`` by the same logic as ``next``.
+
+    Stock feeds are the datas that carry a line for every ``signal.factor_names`` factor
+    (:class:`feeds.PanelFeed`, or any feed with the same line names); other datas (a
+    benchmark index, say) are left alone.
+
+    Params:
+
+      - ``signal`` (default: ``None``): the served model: ``window``, ``factor_names``
+        and ``predict(history) -> [N, 3]`` probabilities (down, neutral, up) for the
+        history's last month (a ``signals.SignalModel``)
+      - ``selection`` (default: ``'class'``): ``'class'`` puts each stock in the basket of
+        its most probable class; ``'top_pct'`` takes, for each class, the ``top_pct``
+        share of stocks with the largest probability of that class
+      - ``top_pct`` (default: ``0.30``): basket share for ``'top_pct'``
+      - ``book`` (default: ``'high'``): what to hold: ``'high'``, ``'neutral'``,
+        ``'low'`` (long-only baskets) or ``'long_short'`` (long ``high`` and short
+        ``low``, each side at ``gross / 2``); only ``'long_short'`` sells short
+      - ``weighting`` (default: ``'equal'``): equal weights within a basket
+      - ``gross`` (default: ``1.0``): target gross exposure as a share of the broker value
+      - ``lot`` (default: ``100``): board lot; target positions are rounded toward zero
+        to whole lots (``0``: fractional shares)
+      - ``rebalance`` (default: ``1``): months between trades (``'monthly'`` = 1); the
+        baskets are still formed and recorded every month
+      - ``execution`` (default: ``'close'``): ``'close'`` fills at the decision month's
+        close (``broker.set_coc(True)``; the broker books the fill on the next bar, so
+        transactions carry the next month's date); ``'next_open'`` fills at the open of
+        the stock's next bar (on a panel feed, whose open is the month-end close, that is
+        the next month-end: a one-month execution lag)
+      - ``start`` (default: ``None``): first month-end to decide at; earlier snapshots are
+        warm-up. ``None``: the ``tradestart`` of the panel feeds (see
+        :func:`feeds.add_panel_feeds`), else as soon as ``window`` months are streamed
+      - ``industries`` (default: ``None``): industry names for the ``industry`` line of
+        feeds other than :class:`feeds.PanelFeed` (which carry their own)
+
+    Attributes after (and during) a run: ``records`` (a :class:`MonthRecord` per decision),
+    ``codes`` (stock feed names), :meth:`predictions`, :meth:`basket_frame`,
+    ``rejected_orders``.
+    """
+
+    params = (
+        ("signal", None),
+        ("selection", "class"),
+        ("top_pct", 0.30),
+        ("book", "high"),
+        ("weighting", "equal"),
+        ("gross", 1.0),
+        ("lot", 100),
+        ("rebalance", 1),
+        ("execution", "close"),
+        ("start", None),
+        ("industries", None),
+    )
+
+    def __init__(self):
+        p = self.p
+        signal = p.signal
+        if signal is None or not callable(getattr(signal, "predict", None)):
+            raise StrategyParamError("LSTMTercileStrategy needs signal=<SignalModel> "
+                                     "(an object with predict)")
+        for attr in ("window", "factor_names"):
+            if getattr(signal, attr, None) is None:
+                raise StrategyParamError(f"signal has no '{attr}' attribute")
+        check_choices(p.selection, p.book, p.top_pct, p.gross, p.weighting)
+        if p.execution not in EXECUTIONS:
+            raise StrategyParamError(f"execution must be one of {', '.join(EXECUTIONS)}, got {p.execution!r}")
+        if p.lot is None or p.lot < 0:
+            raise StrategyParamError(f"lot must be >= 0, got {p.lot}")
+        self._rebalance_every = 1 if p.rebalance == "monthly" else p.rebalance
+        if not isinstance(self._rebalance_every, int) or self._rebalance_every < 1:
+            raise StrategyParamError(f"rebalance must be 'monthly' or a whole number of months >= 1, "
+                                     f"got {p.rebalance!r}")
+        self.window = int(signal.window)
+        self.factor_names = list(signal.factor_names)
+        lines = [factor_line_name(f) for f in self.factor_names]
+        self.stocks = [d for d in self.datas if all(hasattr(d.lines, name) for name in lines)]
+        if not self.stocks:
+            raise StrategyParamError(f"no data feed carries the signal's factor lines "
+                                     f"(e.g. '{lines[0]}'); add feeds with feeds.add_panel_feeds()")
+        self.codes = pd.Index([d._name or f"data{i}" for i, d in enumerate(self.stocks)], dtype=object,
+                              name="code")
+        if self.codes.has_duplicates:
+            duplicate = self.codes[self.codes.duplicated()][0]
+            raise StrategyParamError(f"two stock feeds share the name '{duplicate}'")
+        panel_feeds = [d for d in self.stocks if isinstance(d, PanelFeed)]
+        self._industries = list(p.industries) if p.industries is not None else (
+            panel_feeds[0].industries if panel_feeds else [])
+        styles = panel_feeds[0].styles if panel_feeds else {}
+        self._styles = {s: [f for f in m if f in self.factor_names] for s, m in styles.items()}
+        self._styles = {s: m for s, m in self._styles.items() if m}
+        self._with_mcap = all(hasattr(d.lines, "mcap") for d in self.stocks)
+        if p.start is not None:
+            self._first_decision = month_end([p.start])[0]
+        else:
+            starts = [d.tradestart for d in panel_feeds if d.tradestart is not None]
+            self._first_decision = max(starts) if starts else None
+        self._history: deque[tuple[pd.Timestamp, Snapshot]] = deque(maxlen=self.window + 1)
+        self._prices = np.full(len(self.stocks), np.nan)
+        self._last_dtnum = None
+        self.records: list[MonthRecord] = []
+        self.rejected_orders = 0
+
+    def start(self):
+        self.broker.set_coc(self.p.execution == "close")
+
+    # ---------------------------------------------------------------- clock
+    def prenext(self):
+        # Late listings keep the strategy in prenext until the last IPO: same logic.
+        self._month_end()
+
+    def nextstart(self):
+        self._month_end()
+
+    def next(self):
+        self._month_end()
+
+    def notify_order(self, order):
+        if order.status in (order.Margin, order.Rejected):
+            self.rejected_orders += 1
+
+    # ------------------------------------------------------------ decisions
+    def _month_end(self):
+        dtnum = self.datetime[0]
+        if dtnum == self._last_dtnum:
+            return
+        snap = gather_snapshot(self.stocks, dtnum, self.factor_names, self._with_mcap)
+        if not snap.present.any():
+            return  # another data ticked (e.g. a daily benchmark); not a snapshot date
+        self._last_dtnum = dtnum
+        date = month_end([bt.num2date(dtnum)])[0]
+        if snap.industry.max(initial=-1) >= len(self._industries):
+            raise StrategyParamError(
+                f"feed '{self.codes[int(np.argmax(snap.industry))]}' has industry code "
+                f"{int(snap.industry.max())} but the strategy knows {len(self._industries)} "
+                f"industry names; pass industries=[...]")
+        known = snap.present & np.isfinite(snap.close)
+        self._prices[known] = snap.close[known]
+        self._history.append((date, snap))
+        warming_up = self._first_decision is not None and date < self._first_decision
+        if len(self._history) < self.window or warming_up:
+            return
+        probs = np.asarray(self.p.signal.predict(self._history_panel()), dtype=np.float64)
+        if probs.shape != (len(self.stocks), len(CLASSES)):
+            raise StrategyParamError(f"signal.predict returned shape {probs.shape}, "
+                                     f"expected ({len(self.stocks)}, {len(CLASSES)})")
+        tradable = snap.tradable()
+        baskets = form_baskets(probs, tradable, self.p.selection, self.p.top_pct)
+        rebalance = len(self.records) % self._rebalance_every == 0
+        self.records.append(MonthRecord(
+            date=date, probs=probs, present=snap.present, tradable=tradable, baskets=baskets,
+            prices=self._prices.copy(), value=self.broker.getvalue(), cash=self.broker.getcash(),
+            rebalanced=rebalance))
+        if rebalance:
+            self._trade(snap, baskets)
+
+    def _history_panel(self) -> Panel:
+        """The last ``window`` streamed snapshots as a Panel (codes = the stock feeds)."""
+        items = list(self._history)
+        dates = [d for d, _ in items[-self.window:]]
+        snaps = [s for _, s in items]
+        close = np.stack([s.close for s in snaps])
+        prev = np.vstack([np.full((1, close.shape[1]), np.nan), close[:-1]])
+        ret = close / prev - 1.0
+        take = slice(len(snaps) - self.window, None)
+        window = snaps[take]
+
+        def stack(field):
+            return np.stack([getattr(s, field) for s in window])
+        return Panel(
+            dates=pd.DatetimeIndex(dates), codes=self.codes, factors=stack("factors"),
+            factor_names=self.factor_names, ret=ret[take], close=close[take],
+            listed=stack("present"), industry=stack("industry"), industries=self._industries,
+            styles=self._styles, mcap=stack("mcap") if self._with_mcap else None,
+            **{flag: stack(flag) for flag in FLAG_COLUMNS})
+
+    def _trade(self, snap: Snapshot, baskets: dict):
+        broker, lot = self.broker, self.p.lot
+        value = broker.getvalue()
+        price = snap.close
+        # broker.positions.get, not getposition: getposition creates an empty position for
+        # every feed asked, which the broker then values on every bar.
+        held = [broker.positions.get(d) for d in self.stocks]
+        sizes = np.array([pos.size if pos is not None else 0.0 for pos in held], dtype=np.float64)
+        current = np.where(sizes != 0, sizes * self._prices, 0.0)
+        tradable = snap.tradable()
+        target = book_weights(baskets, self.p.book, self.p.gross) * value
+
+        def fee(trades):
+            out = np.zeros(len(trades))
+            for j in np.flatnonzero(trades):
+                info = broker.getcommissioninfo(self.stocks[j])
+                out[j] = info.getcommission(trades[j] / price[j], price[j])
+            return out
+        new = plan_rebalance(current, target, tradable, tradable & ~snap.limit_up,
+                             tradable & ~snap.limit_down, broker.getcash(), fee=fee,
+                             slack=1e-12 * abs(value))
+        moving = np.flatnonzero(tradable & (new != current))
+        goal = sizes.copy()
+        goal[moving] = round_to_lot(new[moving] / price[moving], lot)
+        delta = goal - sizes
+        for side in (delta < 0, delta > 0):  # sells first, then buys
+            for j in np.flatnonzero(side):
+                self.order_target_size(data=self.stocks[j], target=float(goal[j]))
+
+    # -------------------------------------------------------------- records
+    def predictions(self) -> pd.DataFrame:
+        """In-backtest predictions, shaped like ``SignalModel.predict_panel``: ``(date, code)``
+        -> ``p_down, p_neutral, p_up, pred`` (stocks with a prediction only)."""
+        frames = [prediction_frame(r.date, self.codes, r.probs) for r in self.records]
+        return pd.concat(frames) if frames else prediction_frame(None, self.codes[:0], np.zeros((0, 3)))
+
+    def basket_frame(self) -> pd.DataFrame:
+        """Basket membership per decision: ``(date, code)`` -> bool ``high, neutral, low``
+        (rows: the stocks eligible that month, i.e. tradable with a prediction)."""
+        frames = []
+        for r in self.records:
+            eligible = r.tradable & np.isfinite(r.probs).all(axis=1)
+            index = pd.MultiIndex.from_arrays(
+                [pd.DatetimeIndex([r.date] * int(eligible.sum())), self.codes[eligible]],
+                names=["date", "code"])
+            frames.append(pd.DataFrame({b: r.baskets[b][eligible] for b in BASKETS}, index=index))
+        return pd.concat(frames) if frames else pd.DataFrame(columns=list(BASKETS))
