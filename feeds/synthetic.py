@@ -454,7 +454,7 @@ class _Generator:
         f["ln_amount_1m"] = np.log(amount + 1.0)
         price0 = np.exp(rng.normal(np.log(10.0), 0.6, self.N))  # A-share prices of a few to tens of CNY
         close = price0 * np.exp(np.nancumsum(lr, axis=0))
-        close = np.where(np.isfinite(ret), close, np.nan)
+        close = np.where(self.listed, close, np.nan)  # the listing month has a price, not a return
         f["ma_gap_3"] = close / _rolling(close, 3, "mean") - 1
         f["ma_gap_12"] = close / _rolling(close, 12, "mean") - 1
         f["high_12m"] = close / _rolling(close, 12, "max") - 1

@@ -172,3 +172,9 @@ def test_rank_ic_helper():
     score = np.array([[1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, np.nan]])
     outcome = score.copy() ** 3
     assert rank_ic(score, outcome, ["2020-01-31"]).iloc[0] == pytest.approx(1.0)
+
+
+def test_every_listed_month_has_a_price(market):
+    p = market.panel
+    assert np.isfinite(p.close[p.listed]).all() and (p.close[p.listed] > 0).all()
+    assert np.isnan(p.close[~p.listed]).all()
