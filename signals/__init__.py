@@ -1,0 +1,39 @@
+"""Everything about the model: preprocessing, labels, windows, the torch module, training,
+checkpoints and :class:`SignalModel`, the served object (SPEC §5).
+
+Typical use::
+
+    from signals import fit, SignalModel
+    result = fit(panel, "2007-05", "2016-04")          # LSTM + logistic baseline
+    result.signal.save("model.pt")
+    signal = SignalModel.load("model.pt")
+    probs = signal.predict(history)                     # [N, 3] for history's last month
+    frame = signal.predict_panel(panel, dates)          # (date, code) -> p_down, p_neutral, p_up, pred
+
+The submodules keep their own names (``signals.preprocess.preprocess``,
+``signals.train.train``); the package exports names that do not shadow them.
+``signals`` never imports backtrader.
+"""
+from .checkpoint import CheckpointError
+from .diagnostics import factor_contribution, permutation_importance, style_contribution
+from .evaluate import (accuracy_summary, confusion_matrix, evaluate_predictions, ic_efficiency, ic_summary,
+                       information_coefficients, monthly_accuracy)
+from .fit import FitError, FitResult, fit
+from .labels import CLASSES, LabelConfig, LabelError, make_labels
+from .model import LastSnapshotLogistic, LSTMClassifier, ModelConfig, ModelError
+from .preprocess import PreprocessConfig, PreprocessError, preprocess_panel
+from .serve import SignalError, SignalModel
+from .train import TrainConfig, TrainError
+from .windows import WindowConfig, WindowDataset, WindowError
+
+__all__ = [
+    "SignalModel", "CLASSES", "fit", "FitResult",
+    "PreprocessConfig", "LabelConfig", "WindowConfig", "ModelConfig", "TrainConfig",
+    "preprocess_panel", "make_labels", "WindowDataset",
+    "LSTMClassifier", "LastSnapshotLogistic",
+    "accuracy_summary", "monthly_accuracy", "confusion_matrix", "information_coefficients", "ic_summary",
+    "ic_efficiency", "evaluate_predictions",
+    "factor_contribution", "style_contribution", "permutation_importance",
+    "CheckpointError", "SignalError", "FitError", "PreprocessError", "LabelError", "WindowError",
+    "ModelError", "TrainError",
+]
