@@ -14,12 +14,18 @@ industry-demeaned ln market cap).
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 WINSORIZE = ("mad", "percentile", "none")
 NEUTRALIZE = ("industry", "industry_size", "none")
+
+
+class NoIndustryWarning(UserWarning):
+    """Industry neutralization fell back to the whole market."""
 
 
 class PreprocessError(ValueError):
@@ -269,8 +275,12 @@ def preprocess_panel(panel, config: PreprocessConfig | None = None) -> np.ndarra
     config = config or PreprocessConfig()
     industry = None
     if config.neutralize != "none":
-        if not panel.has_industry:
-            raise PreprocessError("industry neutralization needs the panel's industry codes, but none is known "
-                                  "(give an 'industry' column or set preprocess.neutralize to 'none')")
         industry = panel.industry
+        if not panel.has_industry:
+            # Issue 6: without an industry map the data is still usable; neutralize against
+            # the whole market (one group) and say so.
+            warnings.warn("the panel knows no industry: industry neutralization falls back to the whole "
+                          "market (give an 'industry' column or data.industry_map)", NoIndustryWarning,
+                          stacklevel=2)
+            industry = np.where(panel.listed, 0, -1).astype(np.int32)
     return preprocess(panel.factors, panel.listed, industry, panel.mcap, config)
