@@ -48,13 +48,15 @@ def main(argv=None) -> int:
     quiet = args.quiet or bool(os.environ.get("CI"))
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.showwarning = _show_warning
-    from pipeline.config import load_config
+    from pipeline.config import ConfigError, load_config
     from pipeline.run import USER_ERRORS, run  # importing run registers the signal's config sections
 
     try:
         config = load_config(args.config, args.overrides)
         result = run(config, output=args.output, retrain=args.retrain, quiet=quiet)
     except USER_ERRORS as exc:
+        if isinstance(exc, ConfigError) and args.config not in exc.where:
+            exc = exc.located(args.config)  # a key found wrong while running: name the file too
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

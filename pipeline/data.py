@@ -72,7 +72,7 @@ def load_data(config: RunConfig, window: int, root: Path | None = None) -> RunDa
                     benchmark = ingest.benchmark(data.benchmark)
                 except PanelError as exc:
                     raise ConfigError(str(exc), "data.benchmark") from None
-            run = RunData(panel, benchmark=benchmark, report={"source": "daily", **ingest.to_dict()},
+            run = RunData(panel, benchmark=benchmark, report={**ingest.to_dict(), "source": "daily", "path": str(path)},
                           description=f"daily bars from {path.name}: {ingest.n_stocks} stocks, "
                                       f"{ingest.adjustment.n_ex_rights_days} ex-rights days neutralised")
     return _cover(run, config, window)

@@ -1,0 +1,50 @@
+"""The main command on real daily bars (the committed fixture) and the no-industry fallback."""
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import run_backtest
+from feeds.synthetic import make_market
+from signals.preprocess import NoIndustryWarning, PreprocessConfig, preprocess_panel
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = str(ROOT / "configs" / "real_csi300.yaml")
+FIXTURE = ROOT / "tests" / "fixtures" / "cn_daily_subset.csv.gz"
+
+
+def test_no_industry_falls_back_to_the_whole_market_with_a_warning():
+    panel = make_market(seed=0, n_stocks=60, start="2012-01", end="2013-12").panel
+    blind = dataclasses.replace(panel, industry=np.full_like(panel.industry, -1))
+    with pytest.warns(NoIndustryWarning, match="falls back to the whole market"):
+        values = preprocess_panel(blind, PreprocessConfig(neutralize="industry"))
+    plain = preprocess_panel(blind, PreprocessConfig(neutralize="none"))
+    listed = blind.listed
+    np.testing.assert_allclose(values[listed], plain[listed], atol=1e-5)
+    assert not np.allclose(values[listed], preprocess_panel(panel, PreprocessConfig())[listed], atol=1e-3)
+
+
+def test_real_config_on_the_fixture_subset_runs_with_the_index_benchmark(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run_backtest.main([
+        "--config", REAL, "--output", str(out), "--quiet", "--set", f"data.path={FIXTURE}",
+        "--set", f"output.cache_dir={tmp_path / 'cache'}", "--set", "window.window=12",
+        "--set", "model.hidden=16", "--set", "train.steps=5", "--set", "train.batch_size=64",
+        "--set", "backtest.books=[high, long_short]", "--set", "backtest.selections=[top_pct]",
+        "--set", "backtest.lot=0"])
+    assert code == 0, capsys.readouterr().err
+    assert "falls back to the whole market" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["source"] == "daily" and metrics["data"]["adjustment"]["n_ex_rights_days"] > 0
+    assert metrics["oracle"]["ic_efficiency"] is None
+    assert (out / "tearsheet_top_pct_high.html").exists()
+
+
+def test_real_config_names_a_missing_file(tmp_path, capsys):
+    code = run_backtest.main(["--config", REAL, "--output", str(tmp_path / "run"), "--quiet",
+                              "--set", f"data.path={tmp_path / 'absent.csv.gz'}"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: file not found:") and err.endswith("(data.path, " + REAL + ")")
