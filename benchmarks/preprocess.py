@@ -11,11 +11,16 @@ speed ratio (SPEC §8 goal: >= 20x on the default panel).
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import time
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from feeds.synthetic import make_market
 from signals.preprocess import PreprocessConfig, preprocess

@@ -17,11 +17,16 @@ indicative.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 import resource
 import time
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from feeds.synthetic import make_market
 from signals import (LabelConfig, ModelConfig, PreprocessConfig, TrainConfig, WindowConfig, evaluate_predictions,

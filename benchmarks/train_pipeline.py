@@ -20,12 +20,17 @@ because the shared 2 cores make single timings noisy.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import time
 
 import numpy as np
 import torch
 from torch.nn import functional as nnf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from feeds.synthetic import make_market
 from signals.labels import make_labels

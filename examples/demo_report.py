@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
 from feeds.synthetic import STYLES, make_market
 from reports import (build_figures, metrics_document, monthly_prediction_stats, prediction_metrics, save_figures,
                      write_report, write_tearsheet)

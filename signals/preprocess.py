@@ -229,22 +229,25 @@ def _neutralize(x: np.ndarray, weight: np.ndarray, industry: np.ndarray, listed:
     with ``size`` (ln market cap), where the size is known too; then the residual also
     removes the size term (Frisch-Waugh-Lovell: the industry-demeaned factor regressed
     on the industry-demeaned size). An observed stock with unknown size gets the
-    industry-demeaned value. Group sums are one batched product with the one-hot
-    industry matrix [T, G, N]; group means go back to stocks by one row gather.
+    industry-demeaned value. Group sums are weighted ``np.bincount`` over a flat
+    (month, group) id — no BLAS call, whose thread pool was measured to stall for seconds
+    on a busy 2-core machine; group means go back to stocks by one row gather.
     """
     T, N, F = x.shape
     groups = np.where(listed, industry, -1).astype(np.int64)
     n_groups = int(groups.max(initial=-1)) + 2  # the last group: unknown industry
     groups[groups < 0] = n_groups - 1
-    onehot = np.zeros((T, n_groups, N), dtype=np.float32)
-    onehot[np.arange(T)[:, None], groups, np.arange(N)[None, :]] = listed
     rows = (np.arange(T)[:, None] * n_groups + groups).ravel()
+    on = listed.reshape(T * N)
+
+    def group_sums(values):
+        flat = values.reshape(T * N, -1)
+        return np.stack([np.bincount(rows, weights=np.where(on, flat[:, j], 0.0), minlength=T * n_groups)
+                         for j in range(flat.shape[1])], axis=1)
 
     def group_means(values, sample):
-        sums = np.matmul(onehot, values)  # [T, G, F]
-        counts = np.matmul(onehot, sample)
-        means = sums / np.maximum(counts, 1)
-        return np.take(means.reshape(T * n_groups, F), rows, axis=0).reshape(T, N, F)
+        means = (group_sums(values) / np.maximum(group_sums(sample), 1)).astype(np.float32)
+        return np.take(means, rows, axis=0).reshape(T, N, -1)
 
     if size is None:
         x -= group_means(x, weight)

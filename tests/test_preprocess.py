@@ -144,5 +144,5 @@ def test_bad_settings_and_missing_data_raise_clear_errors():
         preprocess(x, np.ones((2, 3), bool))
     panel = make_market(0, n_stocks=150, start="2010-01", end="2010-12").panel
     panel.industry[:] = -1
-    with pytest.raises(PreprocessError, match="industry"):
+    with pytest.warns(UserWarning, match="falls back to the whole market"):  # issue 6: a warning, not an error
         preprocess_panel(panel)
