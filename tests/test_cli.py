@@ -74,13 +74,15 @@ def test_rerun_uses_the_cached_model_and_gives_identical_results(smoke_run, tmp_
     assert (out / "predictions.csv").read_text() == (again / "predictions.csv").read_text()
 
 
-@pytest.mark.slow
-def test_retrain_is_deterministic_for_a_seed(smoke_run, tmp_path):
-    out, _ = smoke_run
-    again = tmp_path / "retrained"
-    assert cli("--config", SMOKE, "--output", str(again), "--quiet", "--retrain",
-               "--set", f"output.cache_dir={tmp_path / 'cache'}") == 0
-    assert (out / "predictions.csv").read_text() == (again / "predictions.csv").read_text()
+def test_retrain_is_deterministic_for_a_seed(tmp_path):
+    small = ["--set", "train.steps=8", "--set", "backtest.books=[long_short]", "--set", "backtest.selections=[class]",
+             "--set", "output.tearsheets=false"]
+    for name in ("a", "b"):
+        assert cli("--config", SMOKE, "--output", str(tmp_path / name), "--quiet", "--retrain",
+                   "--set", f"output.cache_dir={tmp_path / ('cache_' + name)}", *small) == 0
+    assert (tmp_path / "a" / "predictions.csv").read_text() == (tmp_path / "b" / "predictions.csv").read_text()
+    first, second = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("a", "b"))
+    assert first["class"]["long_short"] == second["class"]["long_short"]
 
 
 # --- user mistakes: one line on stderr, exit status 2, nothing written -------------------
