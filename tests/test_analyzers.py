@@ -5,6 +5,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import START
 
 from feeds import add_panel_feeds, make_market
 from feeds.btfeed import tradable_close
@@ -13,17 +14,14 @@ from signals.labels import LabelConfig, classify
 from strategies import (AShareCommission, BasketReturns, LinearSignal, LSTMTercileStrategy, PredictionLog,
                         Turnover, run_book)
 
-START = "2012-06"
+@pytest.fixture(scope="module")
+def panel(plugin_panel):
+    return plugin_panel
 
 
 @pytest.fixture(scope="module")
-def panel():
-    return make_market(1, n_stocks=60, start="2012-01", end="2014-12", delist_hazard=0.02).panel
-
-
-@pytest.fixture(scope="module")
-def signal(panel):
-    return LinearSignal(panel.factor_names, window=3, scale=3.0)
+def signal(plugin_signal):
+    return plugin_signal
 
 
 @pytest.fixture(scope="module")

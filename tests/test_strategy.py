@@ -6,23 +6,20 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import START
 
 from feeds import add_panel_feeds, make_market
 from strategies import (BOOKS, SELECTIONS, AShareCommission, LinearSignal, LSTMTercileStrategy,
                         StrategyParamError, book_returns, book_weights, form_baskets, plan_rebalance)
 
-START = "2012-06"
+@pytest.fixture(scope="module")
+def panel(plugin_panel):
+    return plugin_panel
 
 
 @pytest.fixture(scope="module")
-def panel():
-    # IPOs, delistings (high hazard), suspensions and limit moves all occur in 3 years.
-    return make_market(1, n_stocks=60, start="2012-01", end="2014-12", delist_hazard=0.02).panel
-
-
-@pytest.fixture(scope="module")
-def signal(panel):
-    return LinearSignal(panel.factor_names, window=3, scale=3.0)
+def signal(plugin_signal):
+    return plugin_signal
 
 
 class Recording(LSTMTercileStrategy):
