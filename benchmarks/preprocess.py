@@ -11,11 +11,16 @@ speed ratio (SPEC §8 goal: >= 20x on the default panel).
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import argparse
-import time
+# As under the main command (run_backtest.py): one OpenBLAS thread. With two, the baseline's
+# lstsq calls were seen to stall for tens of seconds on our busy shared cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np
 import pandas as pd

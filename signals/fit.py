@@ -34,13 +34,13 @@ class FitResult:
     Attributes
     ----------
     signal : SignalModel
-        The trained LSTM (best validation state).
+        The trained LSTM (last state, or best validation state with early stopping).
     baseline : SignalModel or None
         The last-snapshot multinomial logistic regression, same samples and split.
     history, baseline_history : DataFrame
         Training history per evaluation (see :class:`signals.train.TrainResult`).
     validation_accuracy, baseline_validation_accuracy : float
-        Accuracy on the whole validation set, best state.
+        Accuracy of the returned state on the whole validation set.
     validation_loss, baseline_validation_loss : float
     timings : dict
         Seconds of ``preprocess``, ``train``, ``baseline`` and ``total``, and
@@ -220,7 +220,7 @@ def split_validation(t: np.ndarray, config: TrainConfig, window: WindowConfig) -
 
 
 def _validation(module, val_set: WindowDataset, result: TrainResult) -> tuple[float, float]:
-    """Loss and accuracy of the restored state on the whole validation set (reused when already known)."""
+    """Loss and accuracy of the returned state on the whole validation set (reused when already known)."""
     if result.validated_on_all and np.isfinite(result.best_val_loss):
         return result.best_val_loss, result.best_val_acc
     return evaluate(module, val_set)

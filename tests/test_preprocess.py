@@ -59,6 +59,14 @@ def test_missing_and_unlisted_become_zero_and_are_left_out_of_the_statistics():
     assert (out[0, :, 1] == 0).all()  # a constant factor carries no information
 
 
+def test_infinities_and_values_of_unlisted_stocks_are_left_out():
+    x = cube([np.inf, 1, 2, 3, -np.inf, 7.0])
+    listed = np.array([[True, True, True, True, True, False]])
+    out = preprocess(x, listed, config=PreprocessConfig(**NONE))
+    np.testing.assert_allclose(out[0, 1:4, 0], zscore([1, 2, 3]), rtol=1e-6)
+    assert out[0, 0, 0] == out[0, 4, 0] == out[0, 5, 0] == 0
+
+
 def test_thin_cross_section_is_filled():
     x = cube([1, 2, np.nan, np.nan])
     out = preprocess(x, np.ones((1, 4), bool), config=PreprocessConfig(min_stocks=3, fill_value=0.0, **NONE))

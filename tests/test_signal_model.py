@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from feeds.panel import Panel
 from feeds.synthetic import make_market
 from signals import (CLASSES, CheckpointError, ModelConfig, SignalError, SignalModel, TrainConfig, WindowConfig,
                      fit)

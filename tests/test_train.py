@@ -74,6 +74,17 @@ def test_early_stopping_restores_the_best_state():
     assert loss == pytest.approx(best["val_loss"], rel=1e-5) and acc == pytest.approx(best["val_acc"])
 
 
+def test_without_early_stopping_the_last_state_is_kept_unless_asked():
+    train_set, val_set = toy_sets()
+    last, result = train(TINY, train_set, val_set, quick(steps=60, eval_every=5, lr=0.5))
+    assert result.best_step == 60 and not result.stopped_early
+    assert evaluate(last, val_set)[0] == pytest.approx(result.history["val_loss"].iloc[-1], rel=1e-5)
+    best, result = train(TINY, train_set, val_set, quick(steps=60, eval_every=5, lr=0.5, restore_best=True))
+    h = result.history
+    assert result.best_step == h.loc[h["val_loss"].idxmin(), "step"]
+    assert evaluate(best, val_set)[0] == pytest.approx(h["val_loss"].min(), rel=1e-5)
+
+
 def test_budgets_and_settings():
     assert TrainConfig(steps=None, epochs=1.0, batch_size=100).total_steps(1001) == 11
     assert TrainConfig(steps=5, epochs=1.0, batch_size=100).total_steps(1001) == 5
