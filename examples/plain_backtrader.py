@@ -14,9 +14,9 @@ import argparse
 import os
 import sys
 
-# With torch loaded, OpenBLAS's worker threads fight torch's OpenMP pool: numpy's batched
-# matmul (industry neutralization in signals.preprocess) then runs ~100x slower on a small
-# machine. One BLAS thread avoids it; set before numpy loads.
+# On a busy small machine OpenBLAS's worker threads can stall numpy's BLAS calls for seconds
+# (seen with torch's threads running beside them); one BLAS thread avoids it, as
+# run_backtest.py does. Set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
