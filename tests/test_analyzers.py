@@ -14,15 +14,6 @@ from signals.labels import LabelConfig, classify
 from strategies import (AShareCommission, BasketReturns, LinearSignal, LSTMTercileStrategy, PredictionLog,
                         Turnover, run_book)
 
-@pytest.fixture(scope="module")
-def panel(plugin_panel):
-    return plugin_panel
-
-
-@pytest.fixture(scope="module")
-def signal(plugin_signal):
-    return plugin_signal
-
 
 @pytest.fixture(scope="module")
 def run(panel, signal):

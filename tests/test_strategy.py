@@ -12,16 +12,6 @@ from feeds import add_panel_feeds, make_market
 from strategies import (BOOKS, SELECTIONS, AShareCommission, LinearSignal, LSTMTercileStrategy,
                         StrategyParamError, book_returns, book_weights, form_baskets, plan_rebalance)
 
-@pytest.fixture(scope="module")
-def panel(plugin_panel):
-    return plugin_panel
-
-
-@pytest.fixture(scope="module")
-def signal(plugin_signal):
-    return plugin_signal
-
-
 class Recording(LSTMTercileStrategy):
     """The strategy, plus every order it sends and every fill."""
 
@@ -66,6 +56,8 @@ def broker_returns(strategy):
 
 @pytest.mark.parametrize("selection", SELECTIONS)
 @pytest.mark.parametrize("book", BOOKS)
+
+
 def test_nav_equals_the_vectorized_reference(panel, signal, book, selection):
     strategy = backtest(panel, signal, frictionless=True, book=book, selection=selection)
     reference = book_returns(panel, strategy.predictions(), selection=selection, book=book)
