@@ -12,6 +12,7 @@ from feeds import add_panel_feeds, make_market
 from strategies import (BOOKS, SELECTIONS, AShareCommission, LinearSignal, LSTMTercileStrategy,
                         StrategyParamError, book_returns, book_weights, form_baskets, plan_rebalance)
 
+
 class Recording(LSTMTercileStrategy):
     """The strategy, plus every order it sends and every fill."""
 
