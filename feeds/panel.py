@@ -36,11 +36,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
+
 FLAG_COLUMNS = ("suspended", "limit_up", "limit_down", "is_st")
 RESERVED_COLUMNS = ("date", "code", "ret", "close", "industry", "mcap", "listed") + FLAG_COLUMNS
 
 
-class PanelError(ValueError):
+class PanelError(UserError):
     """A panel, panel file or frame is not usable; the message says what and where."""
 
 
