@@ -18,8 +18,10 @@ from typing import Any, Literal, get_args, get_origin
 import pandas as pd
 import yaml
 
+from feeds.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration problem; ``str()`` is ``<what> (<where>)``."""
 
     def __init__(self, what: str, where: str = ""):

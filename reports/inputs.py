@@ -13,11 +13,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from feeds.errors import UserError
+
 CLASSES = ("down", "neutral", "up")
 BASKETS = ("high", "neutral", "low", "universe")
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """A report input is malformed; the message names the input and the problem."""
 
 

@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from feeds.errors import UserError
+
 FORMAT = "lstm-tercile-signal"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "state_dict", "model", "window", "preprocess", "labels",
                  "classes", "factor_names", "styles")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file is not a usable signal checkpoint, or does not fit the data it is used on."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from feeds.errors import UserError
 from feeds.panel import Panel
 from feeds.synthetic import rank_ic
 
@@ -18,7 +19,7 @@ from .labels import CLASSES, LabelConfig, NO_LABEL, make_labels
 from .serve import COLUMNS
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """Predictions and panel do not fit together."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from feeds.errors import UserError
 from feeds.panel import Panel, month_end
 
 from .checkpoint import panel_fingerprint
@@ -23,7 +24,7 @@ from .train import TrainConfig, TrainResult, evaluate, train
 from .windows import WindowConfig, WindowDataset, history_length, sample_index
 
 
-class FitError(ValueError):
+class FitError(UserError):
     """The panel and the training dates cannot be used together."""
 
 

@@ -11,12 +11,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from feeds.errors import UserError
+
 CLASSES = ("down", "neutral", "up")
 NO_LABEL = -1
 LABEL_KINDS = ("fixed", "tercile")
 
 
-class LabelError(ValueError):
+class LabelError(UserError):
     """Label settings are inconsistent."""
 
 

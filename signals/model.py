@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from feeds.errors import UserError
+
 MODEL_KINDS = ("lstm", "logistic")
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """Model settings are inconsistent."""
 
 

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from feeds.errors import UserError
+
 WINSORIZE = ("mad", "percentile", "none")
 NEUTRALIZE = ("industry", "industry_size", "none")
 
@@ -30,7 +32,7 @@ class NoIndustryWarning(UserWarning):
     """Industry neutralization fell back to the whole market."""
 
 
-class PreprocessError(ValueError):
+class PreprocessError(UserError):
     """The preprocessing settings or the panel cannot be used together."""
 
 

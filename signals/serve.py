@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from feeds.errors import UserError
 from feeds.panel import Panel, month_end
 
 from .checkpoint import CheckpointError, library_versions, load_checkpoint, plain, save_checkpoint
@@ -29,7 +30,7 @@ from .windows import WindowConfig, WindowDataset, history_length
 COLUMNS = ("p_down", "p_neutral", "p_up")
 
 
-class SignalError(ValueError):
+class SignalError(UserError):
     """A panel or a request does not fit the model (wrong factors, too little history, unknown date)."""
 
 

@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as nnf
 from tqdm.auto import tqdm
 
+from feeds.errors import UserError
 from .model import ModelConfig, build_model
 from .windows import BatchSampler, WindowDataset
 
@@ -29,7 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
-class TrainError(ValueError):
+class TrainError(UserError):
     """Training settings or data cannot be used."""
 
 

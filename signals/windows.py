@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from feeds.errors import UserError
 from .labels import NO_LABEL
 
 
-class WindowError(ValueError):
+class WindowError(UserError):
     """Window settings are inconsistent."""
 
 

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from feeds.errors import UserError
 from signals.labels import CLASSES
 
 BASKETS = ("high", "neutral", "low")
@@ -21,7 +22,7 @@ BOOKS = ("high", "neutral", "low", "long_short")
 WEIGHTINGS = ("equal",)
 
 
-class StrategyParamError(ValueError):
+class StrategyParamError(UserError):
     """A strategy, book or selection setting is not usable."""
 
 
