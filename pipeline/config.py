@@ -9,6 +9,8 @@ the same checks.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -183,6 +185,8 @@ def _coerce(value, tp, where: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"expected a number, got {value!r}", where)
+        if not math.isfinite(value):
+            raise ConfigError(f"expected a finite number, got {value!r}", where)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -236,11 +240,26 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
         sections = {name: _build(cls, raw.pop(name, None), name) for name, cls in _SECTIONS.items()}
         config = _build(RunConfig, raw, "")
         config.sections = sections
+        _check_run(config)
         _check_dates(config)
         _check_backtest(config)
+        _check_synthetic(config)
     except ConfigError as exc:
         raise exc.located(source) from None
     return config
+
+
+# A run name becomes a directory under the output root: a plain name, never a path.
+_NAME = re.compile(r"[^\W][\w.+-]{0,99}")
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and many users' tools) accept 0 .. 2**32 - 1
+
+
+def _check_run(config: RunConfig) -> None:
+    if not _NAME.fullmatch(config.name) or ".." in config.name:
+        raise ConfigError(f"run name {config.name!r} must be a plain name (letters, digits, '.', '_', '-', "
+                          "'+'; no path separators, no '..', at most 100 characters)", "name")
+    if not 0 <= config.seed <= SEED_MAX:
+        raise ConfigError(f"seed must lie in 0..{SEED_MAX}, got {config.seed}", "seed")
 
 
 def _check_dates(config: RunConfig) -> None:
@@ -254,6 +273,13 @@ def _check_dates(config: RunConfig) -> None:
     for a, b in zip(order, order[1:]):
         if stamps[a] >= stamps[b]:
             raise ConfigError(f"{a} {stamps[a].date()} must be before {b} {stamps[b].date()}", f"dates.{b}")
+    # The panel is monthly: a date stands for its month. Training must end a month before the
+    # test starts, or the last training label (next month's return) is a test month's return.
+    end, start = (stamps[k] + pd.offsets.MonthEnd(0) for k in ("train_end", "test_start"))
+    if end >= start:
+        raise ConfigError(f"train_end {stamps['train_end'].date()} and test_start {stamps['test_start'].date()} "
+                          f"fall in the same month {end:%Y-%m}; the test must start in a later month",
+                          "dates.test_start")
 
 
 def _check_backtest(config: RunConfig) -> None:
@@ -270,8 +296,45 @@ def _check_backtest(config: RunConfig) -> None:
         raise ConfigError(f"top_pct must be in (0, 1], got {bt.top_pct}", "backtest.top_pct")
     if bt.lot < 0:
         raise ConfigError(f"lot must be >= 0, got {bt.lot}", "backtest.lot")
+    if not bt.gross > 0:
+        raise ConfigError(f"gross (target exposure) must be > 0, got {bt.gross}", "backtest.gross")
+    if not bt.cash > 0:
+        raise ConfigError(f"cash must be > 0, got {bt.cash}", "backtest.cash")
+    for key in ("commission", "stamp_duty"):
+        rate = getattr(bt.costs, key)
+        if not 0 <= rate < 1:
+            raise ConfigError(f"{key} is a rate and must lie in [0, 1), got {rate}", f"backtest.costs.{key}")
+    if bt.costs.min_commission < 0:
+        raise ConfigError(f"min_commission must be >= 0, got {bt.costs.min_commission}",
+                          "backtest.costs.min_commission")
     if config.data.source in ("panel", "daily") and not config.data.path:
         raise ConfigError(f"data.source '{config.data.source}' needs data.path", "data.path")
+
+
+def _check_synthetic(config: RunConfig) -> None:
+    """Type- and range-check ``data.synthetic`` against the generator's own settings."""
+    from feeds.synthetic import MarketConfig  # numpy only; imported when a config is checked
+
+    hints = typing.get_type_hints(MarketConfig)
+    for key, value in config.data.synthetic.items():
+        where = f"data.synthetic.{key}"
+        if key not in hints or key == "seed":
+            known = ", ".join(sorted(k for k in hints if k != "seed"))
+            hint = "; the market's seed is the top-level 'seed'" if key == "seed" else ""
+            raise ConfigError(f"unknown synthetic market setting '{key}' (known: {known}){hint}", where)
+        value = _coerce(value, hints[key], where)
+        if key in ("start", "end"):
+            try:
+                pd.Timestamp(value)
+            except (ValueError, TypeError):
+                raise ConfigError(f"'{value}' is not a valid month", where) from None
+        elif key in ("n_stocks", "n_industries") and value < 1:
+            raise ConfigError(f"{key} must be >= 1, got {value}", where)
+        elif isinstance(value, (int, float)) and value < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value}", where)
+        elif key.endswith("_rate") and value > 1:
+            raise ConfigError(f"{key} is a share and must lie in [0, 1], got {value}", where)
+        config.data.synthetic[key] = value
 
 
 class _Loader(yaml.SafeLoader):
@@ -317,15 +380,29 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", str(path))
+    if path.is_dir():
+        raise ConfigError("is a directory, not a config file", str(path))
     try:
-        raw = _parse(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start})", str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror or exc}", str(path)) from None
+    try:
+        raw = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where) from None
+    if raw is None:
+        # Most likely a truncated or wrong file; a silent full default run would cost minutes.
+        raise ConfigError("config file is empty (to run every default, write '{}' or a 'name:' line)", str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the config must be a mapping of sections, got a YAML {type(raw).__name__}", str(path))
     config = build_config(apply_overrides(raw, overrides or []), source=str(path))
-    if config.name == "run":
-        config.name = path.stem
+    if config.name == "run":  # the default name: the config file's, made a plain name
+        config.name = re.sub(r"[^\w.+-]+", "_", path.stem).strip("._")[:100] or "run"
     return config
 
 
