@@ -16,6 +16,7 @@ from feeds.panel import Panel
 
 from .analyzers import BasketReturns, PredictionLog, Turnover
 from .commission import AShareCommission
+from .positions import Holdings
 from .tercile import LSTMTercileStrategy
 
 
@@ -87,6 +88,7 @@ def run_book(panel: Panel, signal, start=None, end=None, *, cash: float = 1e8,
     cerebro.addanalyzer(BasketReturns, _name="baskets")
     cerebro.addanalyzer(Turnover, _name="turnover")
     cerebro.addanalyzer(PredictionLog, _name="predictions")
+    cerebro.addanalyzer(Holdings, _name="holdings")  # month-end positions, transactions
     strategy = cerebro.run()[0]
     seconds = time.perf_counter() - started
     records = strategy.records
