@@ -6,10 +6,17 @@ order, factor names and order, styles, training dates, the full configuration, t
 seed, library versions and a SHA-256 fingerprint of the training panel. Only plain
 types and tensors go in, so it loads with ``torch.load(weights_only=True)``, which
 never runs code from the file: a pickle carrying code is refused, not executed.
+
+Integrity: the file also carries ``digest``, a SHA-256 of every tensor (dtype, shape and
+bytes) and every setting in it, recomputed on load. A flipped byte in tensor data, an
+edited setting (``window`` 12 → 3) or a tensor swapped in from another file is refused, and
+so are weights that hold NaN or infinity. The digest detects damage and casual edits; it is
+not a signature (whoever can write the file can recompute it).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import platform
 import tempfile
@@ -22,8 +29,8 @@ import torch
 from feeds.errors import UserError
 
 FORMAT = "lstm-tercile-signal"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "state_dict", "model", "window", "preprocess", "labels",
+FORMAT_VERSION = 2  # 2: carries ``digest``
+REQUIRED_KEYS = ("format", "format_version", "digest", "state_dict", "model", "window", "preprocess", "labels",
                  "classes", "factor_names", "styles")
 
 
@@ -32,19 +39,61 @@ class CheckpointError(UserError):
 
 
 def save_checkpoint(payload: dict, path) -> Path:
-    """Write ``payload`` atomically (temporary file, then rename) and return the path."""
+    """Write ``payload`` with its digest atomically (temporary file, then rename); return the path."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               **{k: v for k, v in payload.items() if k != "digest"}}
+    payload["digest"] = payload_digest(payload)
+    return torch_save_atomic(payload, path)
+
+
+def torch_save_atomic(obj, path) -> Path:
+    """``torch.save`` to memory, then write the bytes to a temporary file renamed onto ``path``.
+
+    Serialising in memory first means a full disk raises the operating system's ``OSError``
+    (ENOSPC) instead of torch's opaque zip-writer error, and no partial file is left behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            handle.write(buffer.getbuffer())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def payload_digest(payload) -> str:
+    """SHA-256 over a checkpoint's contents except ``digest``: keys (sorted), plain values and
+    every tensor's dtype, shape and bytes."""
+    digest = hashlib.sha256()
+
+    def feed(value):
+        if isinstance(value, dict):
+            digest.update(b"{")
+            for key in sorted(value, key=str):
+                if key != "digest":
+                    feed(str(key))
+                    feed(value[key])
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[")
+            for item in value:
+                feed(item)
+            digest.update(b"]")
+        elif isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"<tensor {tensor.dtype} {tuple(value.shape)}>".encode())
+            digest.update(memoryview(tensor.view(torch.uint8).numpy()))
+        else:
+            digest.update(f"<{type(value).__name__} {value!r}>".encode())
+
+    feed(payload)
+    return digest.hexdigest()
 
 
 def load_checkpoint(path) -> dict:
@@ -75,6 +124,14 @@ def load_checkpoint(path) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise CheckpointError(f"{path} is an incomplete signal checkpoint (missing '{missing[0]}')")
+    recorded = payload.pop("digest")
+    if recorded != payload_digest(payload):
+        raise CheckpointError(f"{path}: tampered or corrupted checkpoint (inconsistent with its SHA-256 digest)")
+    if not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{path}: inconsistent checkpoint (state_dict is not a mapping)")
+    for name, tensor in payload["state_dict"].items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: weight '{name}' holds NaN or infinite values")
     return payload
 
 
