@@ -6,12 +6,15 @@
 
 Writes a run directory (default ``runs/<config name>``): config.yaml, model.pt,
 predictions.csv, metrics.json, report.html, tearsheet_<selection>_<book>.html, figures/.
-A user mistake (bad config, bad data) is one line ``error: <what> (<where>)`` and exit status 2.
+A user mistake (bad config, bad data, an output path that is not ours, a full disk) is one line
+``error: <what> (<where>)`` and exit status 2; Ctrl-C or SIGTERM is one line and exit status 130
+or 143, and leaves no staging or cache debris.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import warnings
 
@@ -43,8 +46,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler, so a terminated run cleans up exactly as Ctrl-C does."""
+
+
+def _on_signal(signum, frame):
+    if getattr(_on_signal, "fired", False):
+        return  # a second signal must not interrupt the cleanup of the first
+    _on_signal.fired = True
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    _on_signal.fired = False
+    handlers = {}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when embedded elsewhere
+        handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _main(args)
+    except KeyboardInterrupt as exc:  # from the first moment on: imports take seconds
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"error: {what}; no run directory was written and no cache entry was left half-written",
+              file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _main(args) -> int:
     quiet = args.quiet or bool(os.environ.get("CI"))
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.showwarning = _show_warning
@@ -54,14 +90,15 @@ def main(argv=None) -> int:
     try:
         config = load_config(args.config, args.overrides)
         result = run(config, output=args.output, retrain=args.retrain, quiet=quiet)
-    except USER_ERRORS as exc:
+    except USER_ERRORS as exc:  # every package's errors derive from feeds.errors.UserError
         if isinstance(exc, ConfigError) and args.config not in exc.where:
             exc = exc.located(args.config)  # a key found wrong while running: name the file too
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; no run directory was written", file=sys.stderr)
-        return 130
+    except OSError as exc:  # the machine, not the code: disk full, read-only, permissions
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or _one_line(exc)}{where}", file=sys.stderr)
+        return 2
     print(result.table)
     print(f"\nwrote {result.directory}/ (report.html, metrics.json, tear sheets, figures)")
     return 0

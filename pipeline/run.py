@@ -6,10 +6,15 @@ everything into an atomically published run directory (:class:`pipeline.output.R
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,18 +26,18 @@ from signals import LabelConfig, ModelConfig, PreprocessConfig, SignalModel, Tra
 from signals.checkpoint import library_versions, panel_fingerprint
 from signals.diagnostics import factor_contribution
 
-from feeds.panel import PanelError
-from reports.inputs import ReportError
-from signals import (CheckpointError, FitError, LabelError, ModelError, PreprocessError, SignalError, TrainError,
-                     WindowError)
+from feeds.errors import UserError
+from signals import CheckpointError
+from signals.checkpoint import torch_save_atomic
 
 from .config import ConfigError, RunConfig, dump_config, register_section
 from .data import RunData, load_data
-from .output import RunDirectory, fingerprint, write_atomic
+from .output import (RunDirectory, check_output, fingerprint, os_error, publishable, remove_stale,
+                     staging_directory, unlock, write_atomic)
 
-# What a user can get wrong (config, data, settings): one line and exit 2 in the CLI.
-USER_ERRORS = (ConfigError, PanelError, ReportError, CheckpointError, FitError, LabelError, ModelError,
-               PreprocessError, SignalError, TrainError, WindowError)
+# What a user can get wrong (config, data, settings, the output path): one line and exit 2 in
+# the CLI. Every package's error type derives from UserError, so none can slip past this list.
+USER_ERRORS = (UserError,)
 
 # The signal's own dataclasses are config sections; seed, device and progress come from the
 # top level / the command line, so they are not settable inside ``train``.
@@ -89,17 +94,24 @@ def model_key(config: RunConfig, data: RunData) -> str:
 
 def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, log: Log,
                   cache_root: Path) -> SignalBundle:
-    """Train the LSTM and the baseline, or load them from the cache by :func:`model_key`."""
+    """Train the LSTM and the baseline, or load them from the cache by :func:`model_key`.
+
+    A cache entry ``<cache_root>/<key>/`` is served only when its ``entry.json`` names this key
+    and every file matches the SHA-256 recorded there (each checkpoint also checks its own
+    digest); anything else is retrained, with one warning line. Debris of killed runs in the
+    cache root is removed first.
+    """
     key = model_key(config, data)
     cache = cache_root / key
+    remove_stale(cache_root, (".*.tmp",))
     if cache.exists() and not retrain:
         try:
-            bundle = SignalBundle(SignalModel.load(cache / "model.pt"), SignalModel.load(cache / "baseline.pt"),
-                                  _load_training(cache / "training.pt"), cached=True, key=key)
+            bundle = _load_entry(cache, key)
             log(f"model: loaded from cache {cache} (--retrain to train again)")
             return bundle
-        except Exception as exc:  # a damaged cache entry is retrained, never trusted
-            log(f"model: cache entry {cache} unusable ({exc}); training again")
+        except Exception as exc:  # a damaged or foreign cache entry is retrained, never trusted
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.warn(f"model cache entry {cache} is unusable ({reason}); training again")
     s = sections(config)
     log(f"model: training {s['model'].layers}x{s['model'].hidden} LSTM on {config.dates.train_start}.."
         f"{config.dates.train_end} ({s['train'].validation} validation)")
@@ -113,15 +125,74 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
         "baseline_validation_accuracy": result.baseline_validation_accuracy,
         "samples": result.samples, "timings": result.timings,
     }
-    staging = cache_root / f".{key}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    result.signal.save(staging / "model.pt")
-    result.baseline.save(staging / "baseline.pt")
-    _save_training(training, staging / "training.pt")
-    shutil.rmtree(cache, ignore_errors=True)
-    staging.rename(cache)
+    _store_entry(cache_root, key, {"model.pt": result.signal.save, "baseline.pt": result.baseline.save,
+                                   "training.pt": lambda path: _save_training(training, path)})
     return SignalBundle(result.signal, result.baseline, training, cached=False, key=key)
+
+
+CACHE_ENTRY = "entry.json"  # {"key": ..., "files": {name: sha256}} inside every cache entry
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_entry(cache: Path, key: str) -> SignalBundle:
+    """The cached models under ``cache`` if they are exactly what ``key`` names, else an error."""
+    try:
+        entry = json.loads((cache / CACHE_ENTRY).read_text(encoding="utf-8"))
+        files = dict(entry["files"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"no valid {CACHE_ENTRY} ({type(exc).__name__})") from None
+    if entry.get("key") != key:
+        raise CheckpointError(f"it holds the model of key {entry.get('key')!r}, not {key}")
+    for name in ("model.pt", "baseline.pt", "training.pt"):
+        if name not in files or _sha256(cache / name) != files[name]:
+            raise CheckpointError(f"{name} is not the file that was cached under this key")
+    return SignalBundle(SignalModel.load(cache / "model.pt"), SignalModel.load(cache / "baseline.pt"),
+                        _load_training(cache / "training.pt"), cached=True, key=key)
+
+
+def _store_entry(cache_root: Path, key: str, writers: dict) -> None:
+    """Write a cache entry in a private, locked staging directory and rename it into place.
+
+    Two runs of the same key never mix files: if another run published the entry meanwhile,
+    its complete entry is kept and this one discarded. A damaged entry being retrained is
+    replaced. The cache is an optimisation: a full or read-only disk is one warning line and
+    the run goes on (its own outputs then say whether they could be written).
+    """
+    cache = cache_root / key
+    staging = lock = None
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        staging, lock = staging_directory(cache_root, f".{key}.", ".tmp", key=key)
+        for name, write in writers.items():
+            write(staging / name)
+        entry = {"key": key, "files": {name: _sha256(staging / name) for name in writers}}
+        (staging / CACHE_ENTRY).write_text(json.dumps(entry, indent=1), encoding="utf-8")
+        publishable(staging)
+        if cache.exists():  # damaged (or --retrain): move it aside; a rename onto it would fail
+            aside = Path(tempfile.mkdtemp(prefix=f".{key}.old-", suffix=".tmp", dir=cache_root))
+            try:
+                os.replace(cache, aside)
+            except OSError:
+                pass  # gone already, or being replaced by a concurrent run
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(staging, cache)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise  # else: a concurrent run of the same key published first; keep its entry
+    except OSError as exc:
+        warnings.warn(f"the trained model was not cached ({os_error(exc, 'model cache')}); the run goes on")
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        unlock(lock)
 
 
 def _save_training(training: dict, path: Path) -> None:
@@ -131,7 +202,7 @@ def _save_training(training: dict, path: Path) -> None:
         payload[name] = None if frame is None else {c: frame[c].tolist() for c in frame.columns}
     payload["snapshots"] = [{"step": int(s["step"]), "weight": torch.as_tensor(np.asarray(s["weight"])),
                              "bias": torch.as_tensor(np.asarray(s["bias"]))} for s in training["snapshots"]]
-    torch.save(payload, path)
+    torch_save_atomic(payload, path)
 
 
 def _load_training(path: Path) -> dict:
@@ -284,7 +355,7 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
 
     log = Log(quiet)
     root = Path(root or Path.cwd())
-    output = Path(output or config.output.dir or root / "runs" / config.name)
+    output = check_output(Path(output or config.output.dir or root / "runs" / config.name))  # before any work
     timings: dict[str, float] = {}
     started = time.perf_counter()
     s = sections(config)
