@@ -34,14 +34,35 @@ if TYPE_CHECKING:
 
 PERIOD = "monthly"
 PREDICTION_COLUMNS = ("p_down", "p_neutral", "p_up", "pred")
-BOOK_KEYS = ("n_months", "n_empty_months", "cum_return", "annual_return", "annual_volatility", "sharpe", "sortino",
+BOOK_KEYS = ("n_months", "n_empty_months", "degenerate", "cum_return", "annual_return", "annual_volatility", "sharpe", "sortino",
              "max_drawdown", "calmar", "alpha", "beta")
-LONG_SHORT_KEYS = ("cum_excess", "monthly_win_rate", "t_stat", "mean_excess", "n_months")
+LONG_SHORT_KEYS = ("cum_excess", "monthly_win_rate", "t_stat", "mean_excess", "n_months", "degenerate")
 PREDICTION_KEYS = ("n_months", "n_predictions", "oos_accuracy", "no_skill_accuracy", "ic_mean", "rank_ic_mean", "icir",
                    "rank_icir", "ic_efficiency", "oracle_rank_ic_mean")
 
 
 # ============================================================================ books
+def degenerate_reason(returns: pd.Series) -> str | None:
+    """Why a book's statistics would mean nothing, or ``None`` when they are meaningful.
+
+    A book needs at least two invested months (a finite, non-zero return): a book that
+    never invested (every month NaN, an empty basket, or exactly 0, cash) or that was
+    invested in one month only has no volatility, Sharpe ratio, win rate or t statistic.
+    """
+    raw = monthly_returns(returns, "returns")
+    values = raw.to_numpy()
+    invested = int((np.isfinite(values) & (values != 0)).sum())
+    if len(raw) == 0:
+        return "no months"
+    if raw.isna().all():
+        return f"the basket was empty in all {len(raw)} months"
+    if invested == 0:
+        return f"never invested in its {len(raw)} months (every monthly return is 0)"
+    if invested == 1:
+        return f"invested in only 1 of its {len(raw)} months"
+    return None
+
+
 def book_metrics(returns: pd.Series, benchmark: pd.Series | None = None) -> dict:
     """Standard performance measures of one book's monthly returns (empyrical).
 
@@ -57,7 +78,9 @@ def book_metrics(returns: pd.Series, benchmark: pd.Series | None = None) -> dict
     -------
     dict
         ``n_months``, ``n_empty_months`` (NaN months, counted as cash; when every
-        month is empty all measures are NaN), ``cum_return`` (compounded), ``annual_return`` (CAGR),
+        month is empty all measures are NaN), ``degenerate`` (:func:`degenerate_reason`:
+        a book never invested or invested in one month only has this reason, its
+        ``cum_return`` and no other measure), ``cum_return`` (compounded), ``annual_return`` (CAGR),
         ``annual_volatility``, ``sharpe``, ``sortino`` (risk-free 0),
         ``max_drawdown`` (negative), ``calmar``, ``alpha``, ``beta``. A measure that is
         undefined (no drawdown for Calmar, zero volatility, no benchmark) is NaN.
@@ -65,9 +88,13 @@ def book_metrics(returns: pd.Series, benchmark: pd.Series | None = None) -> dict
     raw = monthly_returns(returns, "returns")
     out = dict.fromkeys(BOOK_KEYS, np.nan)
     out["n_months"], out["n_empty_months"] = len(raw), int(raw.isna().sum())
+    out["degenerate"] = degenerate_reason(raw)
     if raw.isna().all():  # never held anything: no performance to measure (not a flat NAV)
-        return {k: int(v) if k.startswith("n_") else float(v) for k, v in out.items()}
+        return _typed(out)
     book = cash_filled(raw)
+    if out["degenerate"]:  # cash, or one data point: its NAV moved, nothing else is measurable
+        out["cum_return"] = empyrical.cum_returns_final(book)
+        return _typed(out)
     with np.errstate(divide="ignore", invalid="ignore"):
         out.update(
             cum_return=empyrical.cum_returns_final(book),
@@ -84,7 +111,11 @@ def book_metrics(returns: pd.Series, benchmark: pd.Series | None = None) -> dict
             if len(common) >= 2:
                 alpha, beta = empyrical.alpha_beta(book[common], bench[common], period=PERIOD)
                 out.update(alpha=alpha, beta=beta)
-    return {k: int(v) if k.startswith("n_") else float(v) for k, v in out.items()}
+    return _typed(out)
+
+
+def _typed(out: dict) -> dict:
+    return {k: v if k == "degenerate" else int(v) if k.startswith("n_") else float(v) for k, v in out.items()}
 
 
 def nav(returns: pd.Series, start: float = 1.0) -> pd.Series:
@@ -122,18 +153,24 @@ def long_short(high: pd.Series, low: pd.Series) -> dict:
         ``t_stat``: one-sample t statistic of the mean monthly excess against 0
         (``scipy.stats.ttest_1samp``, n-1 degrees of freedom). ``mean_excess``:
         the arithmetic mean monthly excess. ``n_months``: months used.
+        ``degenerate``: with fewer than 2 months, the reason there is no win rate or
+        t statistic (``None`` otherwise); ``cum_excess`` and ``mean_excess`` remain.
     """
     high = monthly_returns(high, "high")
     low = monthly_returns(low, "low")
     excess = (high - low).dropna()  # aligns on dates; a month missing from either leg drops out
     out = dict.fromkeys(LONG_SHORT_KEYS, np.nan)
     out["n_months"] = len(excess)
+    out["degenerate"] = None
+    if len(excess) < 2:
+        out["degenerate"] = (f"only {len(excess)} month{'' if len(excess) == 1 else 's'} with both a high and a "
+                             "low basket: no win rate or t statistic")
     if len(excess) == 0:
         return out
     out["cum_excess"] = float(empyrical.cum_returns_final(excess))
-    out["monthly_win_rate"] = float((excess > 0).mean())
     out["mean_excess"] = float(excess.mean())
     if len(excess) >= 2:
+        out["monthly_win_rate"] = float((excess > 0).mean())
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)  # zero variance: t is inf/NaN, not an error
             out["t_stat"] = float(stats.ttest_1samp(excess.to_numpy(), 0.0).statistic)

@@ -1,32 +1,39 @@
 """quantstats tear sheets of monthly books, offline and with honest monthly metrics.
 
 :func:`write_tearsheet` wraps ``quantstats.reports.html`` for the monthly books of a
-run. What it takes care of (checked on quantstats 0.0.86):
+run, through quantstats' own options (checked on quantstats 0.0.86); the page it writes
+is not edited afterwards:
 
-* **Monthly periods.** quantstats assumes daily data unless told: the call passes
-  ``periods_per_year=12``, so CAGR, volatility, Sharpe, Sortino and Calmar in its
-  table are annualised with 12 periods and agree with empyrical's
-  ``period="monthly"`` (checked in ``tests/test_reports.py``).
-* **Rows that still say "day".** quantstats' table keeps daily wording for
-  per-period rows: with monthly data "Expected Daily", "Daily Value-at-Risk",
-  "Best/Worst Day" and "Win Days" are per *month*; "3Y/5Y/10Y (ann.)" fall back to
-  the whole run when it is shorter than that; drawdown "Days" are calendar days
-  between month-ends (a one-month drawdown shows 1 day); its alpha is annualised
-  arithmetically (x 12) where empyrical compounds it. The page therefore opens with an empyrical table (the
-  numbers ``metrics.json`` holds) and a note saying how to read quantstats' table.
+* **Monthly periods.** ``periods_per_year=12``: CAGR, volatility, Sharpe, Sortino and
+  Calmar are annualised with 12 periods and agree with empyrical's ``period="monthly"``
+  (checked in ``tests/test_reports.py``).
+* **Our own template** (``template_path``, :data:`TEMPLATE`): quantstats' template with no
+  ``onload="save()"`` (it throws ``ReferenceError: save is not defined`` in a browser), no
+  remote favicon, fonts that exist on Linux too (DejaVu Sans / Liberation Sans after
+  Arial), without the charts that mean nothing for monthly data (*Daily Returns
+  (Cumulative Sum)*, and *Rolling Beta*, which quantstats draws as 0 before its first
+  full 6-month window), and with the empyrical table of ``metrics.json`` at the top.
+* **A monthly metrics table.** The key-metrics table is quantstats' own
+  (``qs.reports.metrics(..., periods_per_year=12)``), placed in the template without the
+  rows that repeat another row under a daily name (*Expected Daily*, *Best/Worst Day*,
+  *Win Days*, *Gain/Pain (1M)*), *Daily Value-at-Risk* named *Monthly Value-at-Risk*,
+  *3Y/5Y/10Y (ann.)* only when the run is that long, *Risk-Adjusted Return* dropped
+  (quantstats annualises it with 252 periods whatever ``periods_per_year`` says), and
+  *CAGR﹪* spelled *CAGR* (the small-percent glyph is missing from common fonts).
 * **Offline.** The benchmark is passed as a Series (a ticker string would make
-  quantstats download it), ``match_dates=False`` (its date matching drops leading
-  months whose return is exactly 0; the two series are aligned here instead), and
-  the template's external favicon link is removed, so opening the page makes no
-  network request either.
+  quantstats download it), ``match_dates=False`` (its date matching drops leading months
+  whose return is exactly 0; the two series are aligned here instead).
+* **Degenerate books.** A book that never invested (every month NaN or 0) or was
+  invested in one month only gets a short page that says so, not statistics of one point
+  (:func:`reports.metrics.degenerate_reason`).
 * **Quiet, headless.** Matplotlib's Agg backend; missing-font messages suppressed.
 """
 from __future__ import annotations
 
 import html
 import logging
-import re
 import sys
+import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +42,7 @@ import pandas as pd
 
 from .files import atomic_path
 from .inputs import ReportError, cash_filled, monthly_returns
-from .metrics import book_metrics
+from .metrics import book_metrics, degenerate_reason
 
 PERIODS_PER_YEAR = 12
 
@@ -52,16 +59,100 @@ EMPYRICAL_ROWS = (  # (key of book_metrics, label, format)
     ("beta", "Beta vs benchmark", "{:.2f}"),
 )
 
+# quantstats' metric rows (names as its table prints them) for monthly data
+DROP_ROWS = ("Expected Daily", "Best Day", "Worst Day", "Win Days", "Gain/Pain (1M)", "Risk-Adjusted Return")
+RENAME_ROWS = {"CAGR﹪": "CAGR", "Daily Value-at-Risk": "Monthly Value-at-Risk",
+               "Longest DD Days": "Longest DD (calendar days)", "Avg. Drawdown Days": "Avg. Drawdown (calendar days)"}
+HORIZON_ROWS = {"1Y": 12, "3Y (ann.)": 36, "5Y (ann.)": 60, "10Y (ann.)": 120}  # shown only with this many months
+
 MONTHLY_NOTE = (
-    "This book has one return per month and quantstats was run with 12 periods a year, "
-    "so its annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar) are monthly-based "
-    "and match the empyrical table above. Its table keeps daily wording for per-period rows: "
-    "read <em>Expected Daily</em>, <em>Daily Value-at-Risk</em>, <em>Best/Worst Day</em> and "
-    "<em>Win Days</em> as per <em>month</em>. <em>3Y/5Y/10Y (ann.)</em> fall back to the whole run "
-    "when it is shorter than that; drawdown lengths are calendar days between month-ends (a "
-    "drawdown that lasts one month shows 1 day). Its <em>Alpha</em> is annualised arithmetically "
-    "(mean monthly alpha &times; 12); empyrical's above compounds it ((1 + monthly alpha)<sup>12</sup> &minus; 1)."
+    "One return per month; quantstats was run with 12 periods a year, so its annualised figures "
+    "(CAGR, volatility, Sharpe, Sortino, Calmar) are monthly-based and match the empyrical table. "
+    "Its rows that repeat a monthly row under a daily name are left out, and <em>Risk-Adjusted "
+    "Return</em> too (quantstats annualises it with 252 periods). Drawdown lengths are calendar days "
+    "between month-ends. Its <em>Alpha</em> is annualised arithmetically (mean monthly alpha &times; 12); "
+    "empyrical's compounds it ((1 + monthly alpha)<sup>12</sup> &minus; 1)."
 )
+
+# quantstats 0.0.86's report.html, with the changes listed in the module docstring.
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>@@page_title@@</title>
+<style>
+body{-webkit-font-smoothing:antialiased;margin:30px;background:#fff;color:#000}
+body,p,table,td,th{font:13px/1.4 Arial,"Liberation Sans","DejaVu Sans",Helvetica,sans-serif}
+.container{max-width:960px;margin:auto}img,svg{width:100%}h1,h2,h3,h4{font-weight:400;margin:0}
+h1 dt{display:inline;margin-left:10px;font-size:14px}h3{margin-bottom:10px;font-weight:700}h4{color:grey}
+h4 a{color:#09c;text-decoration:none}hr{margin:25px 0 40px;height:0;border:0;border-top:1px solid #ccc}
+#left{width:620px;margin-right:18px;margin-top:-1.2rem;float:left}#right{width:320px;float:right}
+#left svg{margin:-1.5rem 0}#monthly_heatmap{overflow:hidden}#monthly_heatmap svg{margin:-1.5rem 0}
+table{margin:0 0 40px;border:0;border-spacing:0;width:100%}
+table td,table th{text-align:right;padding:4px 5px 3px 5px;font-variant-numeric:tabular-nums}
+table th{text-align:right;padding:6px 5px 5px 5px}
+table td:first-of-type,table th:first-of-type{text-align:left;padding-left:2px}
+table td:last-of-type,table th:last-of-type{text-align:right;padding-right:2px}
+td hr{margin:5px 0}table th{font-weight:400}table thead th{font-weight:700;background:#eee}
+#eoy table td:after{content:"%"}
+#eoy table td:first-of-type:after,#eoy table td:last-of-type:after,#eoy table td:nth-of-type(4):after{content:""}
+#eoy table th{text-align:right}#eoy table th:first-of-type{text-align:left}
+#ddinfo table td:nth-of-type(3):after{content:"%"}#ddinfo table th{text-align:right}
+#ddinfo table td:first-of-type,#ddinfo table td:nth-of-type(2),#ddinfo table th:first-of-type,
+#ddinfo table th:nth-of-type(2){text-align:left}
+#empyrical_metrics{clear:both;margin:0 0 30px}#empyrical_metrics table{max-width:620px}
+#empyrical_metrics p{max-width:960px;color:#555}
+@media print{hr{margin:25px 0}body{margin:0}.container{max-width:100%;margin:0}#left{width:55%;margin:0}
+#left svg{margin:0 0 -10%}#right{margin:0;width:45%}}
+</style>
+</head>
+<body>
+<div class="container">
+<h1>{{title}} <dt>{{date_range}}{{matched_dates}}</dt></h1>
+<h4>{{params}} Generated by <a href="http://quantstats.io" target="quantstats">QuantStats</a> (v. {{v}})</h4>
+<hr>
+@@empyrical@@
+<div id="left">
+<div>{{returns}}</div>
+<div id="log_returns">{{log_returns}}</div>
+<div id="vol_returns">{{vol_returns}}</div>
+<div id="eoy_returns">{{eoy_returns}}</div>
+<div id="monthly_dist">{{monthly_dist}}</div>
+<div id="rolling_vol">{{rolling_vol}}</div>
+<div id="rolling_sharpe">{{rolling_sharpe}}</div>
+<div id="rolling_sortino">{{rolling_sortino}}</div>
+<div id="dd_periods">{{dd_periods}}</div>
+<div id="dd_plot">{{dd_plot}}</div>
+<div id="monthly_heatmap">{{monthly_heatmap}}</div>
+<div id="returns_dist">{{returns_dist}}</div>
+</div>
+<div id="right">
+<h3>Key Performance Metrics</h3>
+@@metrics@@
+<div id="eoy">{{eoy_title}}
+{{eoy_table}}</div>
+<div id="ddinfo">
+<h3>Worst 10 Drawdowns</h3>
+{{dd_info}}
+</div>
+</div>
+</div>
+</body>
+</html>
+"""
+
+_NOTICE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font:14px/1.5 Arial,"Liberation Sans","DejaVu Sans",sans-serif;margin:30px;color:#222}}
+.container{{max-width:760px;margin:auto}}p.reason{{font-size:16px;padding:12px 16px;background:#fff4e5;
+border-left:4px solid #f0a020}}</style></head>
+<body><div class="container"><h1>{title}</h1>
+<p class="reason">No statistics for this book: {reason}.</p>
+<p>Statistics of a book that never invested, or that was invested in a single month, would only
+describe cash or one data point (a 100% win rate, a Sharpe ratio from one month). The book's monthly
+returns are in <code>series/returns.parquet</code>.</p></div></body></html>
+"""
 
 
 def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title: str, *,
@@ -88,19 +179,22 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title
     Returns
     -------
     pathlib.Path
-        ``path``.
+        ``path``. A degenerate book (never invested, or invested in one month only: see
+        :func:`reports.metrics.degenerate_reason`) gets a page that says so instead of
+        statistics.
 
     Raises
     ------
     ReportError
-        Malformed inputs, fewer than 2 months, a book that is NaN every month, or no
-        month in common with the benchmark.
+        Malformed inputs, or no month in common with the benchmark.
     """
     raw = monthly_returns(returns, "returns")
-    if len(raw) < 2:
-        raise ReportError(f"returns: a tear sheet needs at least 2 months, got {len(raw)}")
-    if raw.isna().all():
-        raise ReportError(f"returns: every month of '{raw.name}' is NaN (the book never held anything)")
+    path = Path(path)
+    reason = degenerate_reason(raw)
+    if reason:
+        with atomic_path(path) as tmp:
+            tmp.write_text(_NOTICE.format(title=html.escape(title), reason=html.escape(reason)), encoding="utf-8")
+        return path
     book = cash_filled(raw)
     bench = None
     if benchmark is not None:
@@ -111,7 +205,6 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title
     name = strategy_title or (str(book.name) if book.name is not None else "Strategy")
     book = book.rename(name)
 
-    path = Path(path)
     with _quiet_matplotlib():
         if "matplotlib.pyplot" not in sys.modules:  # headless unless the caller already chose a backend
             import matplotlib
@@ -119,14 +212,45 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title
             matplotlib.use("Agg")
         import quantstats as qs  # deferred: importing it pulls in its plotting stack
 
-        with atomic_path(path) as tmp:
-            qs.reports.html(book, benchmark=bench, output=str(tmp), title=title,
+        template = (TEMPLATE.replace("@@page_title@@", html.escape(title))
+                    .replace("@@empyrical@@", _empyrical_section(book, bench))
+                    .replace("@@metrics@@", _metrics_table(qs, book, bench, name, benchmark_title)))
+        with atomic_path(path) as tmp, tempfile.TemporaryDirectory() as folder:
+            template_path = Path(folder) / "tearsheet_template.html"
+            template_path.write_text(template, encoding="utf-8")
+            qs.reports.html(book, benchmark=bench, output=str(tmp), title=title, template_path=str(template_path),
                             periods_per_year=PERIODS_PER_YEAR, match_dates=False, compounded=True, rf=0.0,
                             strategy_title=name, benchmark_title=benchmark_title if bench is not None else None)
-            page = tmp.read_text(encoding="utf-8")
-            page = _insert_after_header(_offline(page, title), _empyrical_section(book, bench))
-            tmp.write_text(page, encoding="utf-8")
     return path
+
+
+def monthly_metrics_table(qs, book: pd.Series, bench: pd.Series | None, name: str,
+                          benchmark_title: str | None) -> pd.DataFrame:
+    """quantstats' key-metrics table (``qs.reports.metrics``, 12 periods) with the monthly rows only."""
+    table = qs.reports.metrics(book, benchmark=bench, rf=0.0, display=False, mode="full", sep=True,
+                               compounded=True, periods_per_year=PERIODS_PER_YEAR, prepare_returns=False,
+                               match_dates=False, strategy_title=name, internal="True",
+                               benchmark_title=benchmark_title if bench is not None else None)
+    table = table.iloc[2:]  # Start/End Period: in the page header already
+    keep = [not (label in DROP_ROWS or len(book) < HORIZON_ROWS.get(label, 0)) for label in table.index]
+    table = table[keep].rename(index=RENAME_ROWS)
+    # separator rows (blank labels) never twice in a row
+    blank = pd.Series([not str(label).strip() for label in table.index])
+    table = table[~(blank & blank.shift(fill_value=True)).to_numpy()]
+    return table
+
+
+def _metrics_table(qs, book, bench, name, benchmark_title) -> str:
+    table = monthly_metrics_table(qs, book, bench, name, benchmark_title)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for label, values in table.iterrows():
+        if not str(label).strip():
+            rows.append(f'<tr><td colspan="{len(table.columns) + 1}"><hr></td></tr>')
+            continue
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
+        rows.append(f"<tr><td>{html.escape(str(label))}</td>{cells}</tr>")
+    return f"<table><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _empyrical_section(book: pd.Series, bench: pd.Series | None) -> str:
@@ -140,32 +264,16 @@ def _empyrical_section(book: pd.Series, bench: pd.Series | None) -> str:
         cells = "".join(f"<td>{_fmt(m[key], fmt)}</td>" for m in columns.values())
         rows.append(f"<tr><td>{label}</td>{cells}</tr>")
     return (
-        '<div id="empyrical_metrics" style="clear:both;margin:0 0 30px">'
+        '<div id="empyrical_metrics">'
         "<h3>Monthly metrics (empyrical, 12 periods a year)</h3>"
-        f'<table style="max-width:620px"><thead><tr><th>Metric</th>{head}</tr></thead>'
+        f"<table><thead><tr><th>Metric</th>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
-        f'<p style="max-width:960px;color:#555">{MONTHLY_NOTE}</p><hr></div>'
+        f"<p>{MONTHLY_NOTE}</p><hr></div>"
     )
 
 
 def _fmt(value, fmt: str) -> str:
     return "&ndash;" if value is None or pd.isna(value) else fmt.format(value)
-
-
-def _offline(page: str, title: str) -> str:
-    """Drop the template's external favicon and give the page its own <title>."""
-    page = re.sub(r'<link[^>]+href="https?://[^"]*"[^>]*>\s*', "", page)
-    return re.sub(r"<title>.*?</title>", f"<title>{html.escape(title)}</title>", page, count=1, flags=re.S)
-
-
-def _insert_after_header(page: str, section: str) -> str:
-    """Place ``section`` between the page header and the charts, else right after <body>."""
-    anchor = page.find('<div id="left">')
-    if anchor >= 0:
-        return page[:anchor] + section + page[anchor:]
-    body = re.search(r"<body[^>]*>", page)
-    at = body.end() if body else 0
-    return page[:at] + section + page[at:]
 
 
 @contextmanager

@@ -135,9 +135,23 @@ def test_long_short_on_a_hand_made_series():
 
 def test_long_short_degenerate_inputs():
     one = long_short(monthly([0.02]), monthly([0.01]))
-    assert one["n_months"] == 1 and one["monthly_win_rate"] == 1.0 and math.isnan(one["t_stat"])
+    # one month is marked degenerate: no "100% win rate", no t statistic
+    assert one["n_months"] == 1 and math.isnan(one["monthly_win_rate"]) and math.isnan(one["t_stat"])
+    assert "only 1 month" in one["degenerate"] and one["cum_excess"] == pytest.approx(0.01)
     none = long_short(monthly([np.nan, np.nan]), monthly([0.01, 0.02]))
-    assert none["n_months"] == 0 and math.isnan(none["cum_excess"])
+    assert none["n_months"] == 0 and math.isnan(none["cum_excess"]) and none["degenerate"]
+    assert long_short(monthly([0.02, 0.01]), monthly([0.01, 0.02]))["degenerate"] is None
+
+
+def test_degenerate_books_have_no_statistics():
+    one = book_metrics(monthly([np.nan] * 11 + [0.05]), monthly([0.01] * 12))
+    assert "only 1 of its 12 months" in one["degenerate"]
+    assert one["cum_return"] == pytest.approx(0.05)
+    assert all(math.isnan(one[k]) for k in ("sharpe", "sortino", "annual_volatility", "alpha", "beta"))
+    cash = book_metrics(monthly([0.0] * 12))
+    assert "never invested" in cash["degenerate"] and math.isnan(cash["sharpe"])
+    assert "empty in all 12" in book_metrics(monthly([np.nan] * 12))["degenerate"]
+    assert book_metrics(monthly([0.01, -0.02, 0.0]))["degenerate"] is None
 
 
 def test_book_metrics_agree_with_empyrical():
@@ -290,13 +304,20 @@ def test_tearsheet_offline_with_12_months(tmp_path, no_network):
 
 def test_tearsheet_errors(tmp_path):
     frame = basket_frame()
-    with pytest.raises(ReportError, match="at least 2 months"):
-        write_tearsheet(frame["high"].iloc[:1], None, tmp_path / "t.html", "t")
     with pytest.raises(ReportError, match="no month in common"):
         write_tearsheet(frame["high"], monthly([0.01] * 12, start="2010-01-31"), tmp_path / "t.html", "t")
-    with pytest.raises(ReportError, match="never held anything"):
-        write_tearsheet(monthly([np.nan] * 12, name="neutral"), None, tmp_path / "t.html", "t")
     assert not (tmp_path / "t.html").exists()
+
+
+@pytest.mark.parametrize("values, says", [([np.nan] * 12, "empty in all 12 months"),
+                                          ([0.0] * 12, "never invested"),
+                                          ([0.03], "only 1 of its 1 months"),
+                                          ([np.nan] * 11 + [0.03], "only 1 of its 12 months")])
+def test_a_degenerate_book_gets_a_page_that_says_so(tmp_path, values, says):
+    path = write_tearsheet(monthly(values, name="neutral"), None, tmp_path / "t.html", "class: neutral")
+    page = path.read_text(encoding="utf-8")
+    assert "No statistics for this book" in page and says in page
+    assert "<table" not in page and "quantstats" not in page.lower()  # no statistics table
 
 
 # ============================================================================ figures
