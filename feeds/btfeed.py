@@ -32,7 +32,7 @@ from __future__ import annotations
 import array
 import gc
 import keyword
-import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -49,13 +49,17 @@ _RESERVED = set(PRICE_LINES) | {"volume", "openinterest", "datetime", "mcap"} | 
 
 
 def factor_line_name(name: str) -> str:
-    """The Backtrader line name of a factor: an identifier derived from ``name``.
+    """The Backtrader line name of a factor: a Python identifier derived from ``name``.
 
-    Non-identifier characters become ``_``; a name that starts with a digit, is a Python
+    The name is NFKC-normalised (as Python normalises identifiers, so ``data.lines.<name>``
+    in source code finds the line); letters of any script are kept, so ``"市盈率"`` is the
+    line ``市盈率`` and ``"市净率"`` the line ``市净率``; every character that cannot be part
+    of an identifier becomes ``_``. A name that starts with a digit or ``_``, is a Python
     keyword or clashes with a price, flag or metadata line gets an ``f_`` prefix.
     """
-    line = re.sub(r"\W", "_", str(name), flags=re.ASCII)
-    if not line or line[0].isdigit() or keyword.iskeyword(line) or line in _RESERVED \
+    normal = unicodedata.normalize("NFKC", str(name))
+    line = "".join(ch if ("a" + ch).isidentifier() else "_" for ch in normal)
+    if not line or not line.isidentifier() or keyword.iskeyword(line) or line in _RESERVED \
             or line.startswith("_"):
         line = "f_" + line
     return line
@@ -85,18 +89,30 @@ class PanelSource:
         The months to stream (already cut to the streamed window).
     tradestart : Timestamp or None
         First month-end at which a strategy should decide; earlier months are warm-up.
+    first_bar : Timestamp or None
+        First month streamed as a bar (default: the panel's first month). The months
+        before it are *history*: the feeds do not stream them (Backtrader's clock, broker
+        and analyzers start at ``first_bar``) but hand them to a strategy as the snapshots
+        that preceded its first bar (:func:`history_snapshots`).
     """
 
-    def __init__(self, panel: Panel, tradestart=None):
+    def __init__(self, panel: Panel, tradestart=None, first_bar=None):
         self.panel = panel
         self.tradestart = None if tradestart is None else month_end([tradestart])[0]
         self.dtnums = np.array([bt.date2num(d.to_pydatetime()) for d in panel.dates])
         self.factor_lines = factor_line_names(panel.factor_names)
         self.close = tradable_close(panel)
+        self.first_row = 0 if first_bar is None else int(
+            panel.dates.searchsorted(month_end([first_bar])[0], "left"))
 
     def rows_of(self, column: int) -> np.ndarray:
-        """Panel rows of the months in which stock ``column`` is listed (its bars)."""
-        return np.flatnonzero(self.panel.listed[:, column])
+        """Panel rows of the months streamed as bars of stock ``column`` (it is listed)."""
+        return np.flatnonzero(self.panel.listed[self.first_row:, column]) + self.first_row
+
+    def row_at(self, dtnum: float) -> int | None:
+        """The panel row of the month-end ``dtnum`` (a Backtrader date number), or None."""
+        k = int(np.searchsorted(self.dtnums, dtnum))
+        return k if k < len(self.dtnums) and self.dtnums[k] == dtnum else None
 
     def bars(self, column: int, lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The bars of stock ``column`` as ``(rows, values [len(lines), n_bars] float64)``."""
@@ -331,9 +347,20 @@ def streamed_rows(panel: Panel, start=None, end=None, window: int | None = None)
 
 
 def _window_of_added_strategies(cerebro) -> int | None:
-    windows = [getattr(kwargs.get("signal"), "window", None)
-               for group in cerebro.strats for _, _, kwargs in group]
-    windows = [int(w) for w in windows if w is not None]
+    """The largest ``signal.window`` among the strategies added to ``cerebro``.
+
+    ``cerebro.optstrategy`` stores a one-shot iterator of parameter combinations; reading
+    it would leave ``cerebro.run()`` nothing to run, so it is replaced by a list of the
+    same combinations first (Cerebro takes any iterable there).
+    """
+    windows = []
+    for k, group in enumerate(cerebro.strats):
+        if not isinstance(group, (list, tuple)):
+            group = cerebro.strats[k] = list(group)
+        for _, _, kwargs in group:
+            window = getattr(kwargs.get("signal"), "window", None)
+            if window is not None:
+                windows.append(int(window))
     return max(windows) if windows else None
 
 
@@ -347,28 +374,42 @@ def add_panel_feeds(cerebro: bt.Cerebro, panel: Panel, start=None, end=None,
     panel : Panel
     start, end : date-like, optional
         First and last month-end to decide at (any date inside a month selects it).
-        Decisions at ``start`` need the ``window`` months up to it, so ``window - 1``
-        earlier months are streamed as warm-up; the feeds tell strategies ``start``
-        through ``feed.tradestart``.
+        ``start=None``: the first month with ``window`` months of history (the panel's
+        first month when no window is known).
     window : int, optional
-        History length the signal needs. Default: the ``window`` of the ``signal`` of
-        strategies already added to ``cerebro``; without one, every month before
-        ``start`` is streamed.
+        History length the signal needs. Default: the largest ``window`` of the ``signal``
+        of the strategies already added to ``cerebro`` (``addstrategy`` or
+        ``optstrategy``); without one, every month before ``start`` is history.
     **feed_params
         Extra :class:`PanelFeed` params (e.g. ``fromdate``, ``filters``).
 
     Returns
     -------
     list of PanelFeed
-        The feeds added, in panel column order, named by stock code. Stocks not listed
-        in any streamed month get no feed.
+        The feeds added, in panel column order, named by stock code (every stock listed in
+        a streamed or history month; one listed only in the history has no bar).
+
+    Notes
+    -----
+    The ``window - 1`` months before ``start`` are *history*, not bars: Backtrader's clock,
+    broker and analyzers (TimeReturn, SharpeRatio, Returns, AnnualReturn, ...) start at
+    ``start``, and ``LSTMTercileStrategy`` reads the history through
+    :func:`history_snapshots` when it reaches ``start``, so its first decision there has
+    a full window. Every feed carries ``start`` as ``feed.tradestart``. With ``filters``
+    the history months are streamed as bars instead (a filter must see every bar), and
+    the analyzers then include them.
     """
     if not isinstance(panel, Panel):
         raise PanelError(f"add_panel_feeds needs a Panel, got {type(panel).__name__}")
     if window is None:
         window = _window_of_added_strategies(cerebro)
     rows = streamed_rows(panel, start, end, window)
-    source = PanelSource(panel.take(rows=rows), tradestart=start)
+    cut = panel.take(rows=rows)
+    tradestart = start
+    if tradestart is None and window is not None:
+        tradestart = cut.dates[min(int(window), cut.T) - 1]
+    first_bar = None if feed_params.get("filters") else tradestart
+    source = PanelSource(cut, tradestart=tradestart, first_bar=first_bar)
     cls = panel_feed_class(panel.factor_names, panel.mcap is not None)
     feeds = []
     # Each feed is 60+ line objects; pausing the cyclic garbage collector while thousands are
@@ -410,55 +451,107 @@ class Snapshot:
         return self.present & ~self.suspended & np.isfinite(self.close)
 
 
+def _empty_snapshot(N: int, F: int, with_mcap: bool) -> Snapshot:
+    return Snapshot(present=np.zeros(N, bool), close=np.full(N, np.nan),
+                    industry=np.full(N, -1, np.int32), mcap=np.full(N, np.nan) if with_mcap else None,
+                    factors=np.full((N, F), np.nan, np.float32),
+                    **{name: np.zeros(N, bool) for name in FLAG_LINES[1:]})
+
+
+def _fill_from_source(snap: Snapshot, src: PanelSource, row: int, js, cs, lines, name_of) -> None:
+    """Write the panel values of ``src`` at ``row`` for columns ``cs`` into ``snap[js]``."""
+    js, cs = np.asarray(js, dtype=np.int64), np.asarray(cs, dtype=np.int64)
+    p = src.panel
+    snap.present[js] = True
+    snap.close[js] = src.close[row, cs]
+    for name in FLAG_LINES[1:]:
+        getattr(snap, name)[js] = getattr(p, name)[row, cs]
+    snap.industry[js] = p.industry[row, cs]
+    if snap.mcap is not None and p.mcap is not None:
+        snap.mcap[js] = p.mcap[row, cs]
+    at = {line: k for k, line in enumerate(src.factor_lines)}
+    missing = [line for line in lines if line not in at]
+    if missing:
+        raise PanelError(f"feed '{name_of(int(js[0]))}' has no factor line '{missing[0]}'")
+    snap.factors[js] = p.factors[row, cs][:, [at[line] for line in lines]]
+
+
+def _vector_readable(data) -> bool:
+    """A PanelFeed whose bars are its source's values: no filter changed, moved or dropped any."""
+    return isinstance(data, PanelFeed) and not data._filters and not data._ffilters
+
+
 def gather_snapshot(datas: Sequence, dtnum: float, factor_names: Sequence[str],
                     with_mcap: bool = False) -> Snapshot:
     """Read the bar that each of ``datas`` presents at ``dtnum`` (a Backtrader date number).
 
     A feed whose current datetime differs from ``dtnum`` (not listed yet, or delisted and
     still presenting its last bar) is not ``present``. :class:`PanelFeed` s are read in one
-    vectorized gather from their source; any other feed is read through its lines (the
-    factor lines named by :func:`factor_line_name`; missing flag lines count as 0, a
-    missing ``industry`` line as -1).
+    vectorized gather from their source, at the panel row of ``dtnum`` (so bars dropped by
+    ``fromdate`` cannot shift it); a feed with ``filters`` (which may change, add or drop
+    bars) and any other feed are read through their lines (the factor lines named by
+    :func:`factor_line_name`; missing flag lines count as 0, a missing ``industry`` line
+    as -1). Either way the snapshot holds the values of the bar the feed presents.
     """
     N, F = len(datas), len(factor_names)
     lines = factor_line_names(list(factor_names))
-    present = np.zeros(N, bool)
-    close = np.full(N, np.nan)
-    flags = {name: np.zeros(N, bool) for name in FLAG_LINES[1:]}
-    industry = np.full(N, -1, np.int32)
-    mcap = np.full(N, np.nan) if with_mcap else None
-    factors = np.full((N, F), np.nan, np.float32)
-    by_source: dict[int, tuple[PanelSource, list[int], list[int], list[int]]] = {}
+    snap = _empty_snapshot(N, F, with_mcap)
+    flags = {name: getattr(snap, name) for name in FLAG_LINES[1:]}
+    by_source: dict[int, tuple[PanelSource, list[int], list[int]]] = {}
     for j, data in enumerate(datas):
         clock = data.lines.datetime
-        bars = len(clock)
-        if not bars or clock[0] != dtnum:
+        if not len(clock) or clock[0] != dtnum:
             continue
-        present[j] = True
-        if isinstance(data, PanelFeed):
+        if _vector_readable(data):
             src = data.p.source
-            entry = by_source.setdefault(id(src), (src, [], [], []))
-            entry[1].append(j)
-            entry[2].append(data._rows[bars - 1])  # the source row of the bar it presents
-            entry[3].append(data.p.column)
-        else:
-            _read_lines(data, j, lines, close, flags, industry, mcap, factors)
-    for src, js, ts, cs in by_source.values():
-        js, ts, cs = np.asarray(js), np.asarray(ts), np.asarray(cs)
-        p = src.panel
-        close[js] = src.close[ts, cs]
-        for name in flags:
-            flags[name][js] = getattr(p, name)[ts, cs]
-        industry[js] = p.industry[ts, cs]
-        if with_mcap and p.mcap is not None:
-            mcap[js] = p.mcap[ts, cs]
-        at = {line: k for k, line in enumerate(src.factor_lines)}
-        missing = [line for line in lines if line not in at]
-        if missing:
-            raise PanelError(f"feed '{datas[int(js[0])]._name}' has no factor line '{missing[0]}'")
-        factors[js] = p.factors[ts, cs][:, [at[line] for line in lines]]
-    return Snapshot(present=present, close=close, industry=industry, mcap=mcap,
-                    factors=factors, **flags)
+            row = src.row_at(dtnum)
+            if row is not None and src.panel.listed[row, data.p.column]:
+                entry = by_source.setdefault(id(src), (src, [], []))
+                entry[1].append(j)
+                entry[2].append(data.p.column)
+                continue
+        snap.present[j] = True
+        _read_lines(data, j, lines, snap.close, flags, snap.industry, snap.mcap, snap.factors)
+    for src, js, cs in by_source.values():
+        _fill_from_source(snap, src, src.row_at(dtnum), js, cs, lines, lambda j: datas[j]._name)
+    return snap
+
+
+def history_snapshots(datas: Sequence, dtnum: float, factor_names: Sequence[str],
+                      with_mcap: bool = False, last: int | None = None) -> list[tuple[pd.Timestamp, Snapshot]]:
+    """The month-end snapshots that :class:`PanelFeed` s hand over as history before ``dtnum``.
+
+    A source built with ``first_bar`` does not stream its months before it as bars; a
+    strategy that reaches ``first_bar`` (``dtnum`` is that month) reads them here instead,
+    oldest first (the ``last`` of them when given), over ``datas`` (other feeds absent).
+    Nothing at or after ``dtnum`` is read. Empty when no source starts its bars at ``dtnum``
+    (for instance when ``fromdate`` dropped the first bars: the months in between are not
+    history then, and handing the earlier ones over would leave a gap).
+    """
+    lines = factor_line_names(list(factor_names))
+    sources: dict[int, tuple[PanelSource, list[int], list[int]]] = {}
+    for j, data in enumerate(datas):
+        if _vector_readable(data):
+            src = data.p.source
+            if src.first_row > 0 and src.dtnums[src.first_row] == dtnum:
+                entry = sources.setdefault(id(src), (src, [], []))
+                entry[1].append(j)
+                entry[2].append(data.p.column)
+    dates = sorted({d for src, _, _ in sources.values() for d in src.panel.dates[:src.first_row]})
+    if last is not None:
+        dates = dates[max(0, len(dates) - last):] if last > 0 else []
+    out = []
+    for date in dates:
+        snap = _empty_snapshot(len(datas), len(lines), with_mcap)
+        for src, js, cs in sources.values():
+            row = int(src.panel.dates.searchsorted(date))
+            if row < src.first_row and src.panel.dates[row] == date:
+                listed = src.panel.listed[row, cs]
+                if listed.any():
+                    _fill_from_source(snap, src, row, np.asarray(js)[listed], np.asarray(cs)[listed],
+                                      lines, lambda j: datas[j]._name)
+        out.append((pd.Timestamp(date), snap))
+    return out
 
 
 def _read_lines(data, j, lines, close, flags, industry, mcap, factors):

@@ -26,6 +26,17 @@ class StrategyParamError(UserError):
     """A strategy, book or selection setting is not usable."""
 
 
+class StrategyWarning(UserWarning):
+    """A run that goes ahead but does less than asked: decisions starting later than
+    ``start``, no decision at all, or orders the broker rejected."""
+
+
+#: the largest ``gross`` of each book: the broker lends no cash, so a long-only book can
+#: invest its value once; a long/short book's short sales pay for its long side, so each
+#: side can reach the book's value.
+MAX_GROSS = {"high": 1.0, "neutral": 1.0, "low": 1.0, "long_short": 2.0}
+
+
 def check_choices(selection: str, book: str, top_pct: float, gross: float,
                   weighting: str = "equal") -> None:
     """Raise :class:`StrategyParamError` for a setting outside the supported ones."""
@@ -39,6 +50,10 @@ def check_choices(selection: str, book: str, top_pct: float, gross: float,
         raise StrategyParamError(f"top_pct must lie in (0, 1], got {top_pct}")
     if not float(gross) > 0.0:
         raise StrategyParamError(f"gross must be positive, got {gross}")
+    if float(gross) > MAX_GROSS[book]:
+        raise StrategyParamError(
+            f"gross must be at most {MAX_GROSS[book]:g} for book '{book}' (gross exposure as a share "
+            f"of the broker value; the broker lends no cash), got {gross}")
 
 
 def form_baskets(probs: np.ndarray, eligible: np.ndarray, selection: str = "class",
@@ -83,21 +98,24 @@ def book_weights(baskets: dict[str, np.ndarray], book: str, gross: float = 1.0) 
     """Target weights (fractions of NAV, signed) of ``book``, equal weight within a basket.
 
     ``high`` / ``neutral`` / ``low``: ``gross / n`` on each of the basket's ``n`` stocks.
-    ``long_short``: ``+gross / 2`` spread over ``high`` and ``-gross / 2`` over ``low``
-    (a stock in both nets out). An empty basket gets nothing (the book holds cash).
+    ``long_short``: ``+gross / 2`` spread equally over the ``high`` stocks and ``-gross / 2``
+    over the ``low`` stocks, leaving out the stocks in both (possible with ``top_pct``
+    selection: long and short at once they would cancel and shrink both sides), so the
+    long side is ``gross / 2``, the short side ``gross / 2`` and the gross exposure
+    ``gross``. An empty basket (or side) gets nothing (that part of the book holds cash).
     """
     n = len(next(iter(baskets.values())))
     w = np.zeros(n)
 
-    def add(name, total):
-        members = baskets[name]
+    def add(members, total):
         if members.any():
             w[members] += total / members.sum()
     if book in ("high", "neutral", "low"):
-        add(book, gross)
+        add(baskets[book], gross)
     elif book == "long_short":
-        add("high", gross / 2.0)
-        add("low", -gross / 2.0)
+        both = baskets["high"] & baskets["low"]
+        add(baskets["high"] & ~both, gross / 2.0)
+        add(baskets["low"] & ~both, -gross / 2.0)
     else:
         raise StrategyParamError(f"book must be one of {', '.join(BOOKS)}, got {book!r}")
     return w

@@ -1,6 +1,7 @@
 """``LSTMTercileStrategy``: the seed's monthly tercile baskets as a Backtrader strategy."""
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from dataclasses import dataclass
 
@@ -8,11 +9,12 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.btfeed import PanelFeed, Snapshot, factor_line_name, gather_snapshot
+from feeds.btfeed import PanelFeed, Snapshot, factor_line_name, gather_snapshot, history_snapshots
 from feeds.panel import FLAG_COLUMNS, Panel, month_end
 from signals.labels import CLASSES
 
-from .baskets import BASKETS, StrategyParamError, book_weights, check_choices, form_baskets, plan_rebalance
+from .baskets import (BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices, form_baskets,
+                      plan_rebalance)
 from .commission import round_to_lot
 from .linear_signal import prediction_frame
 
@@ -143,11 +145,7 @@ class LSTMTercileStrategy(bt.Strategy):
                                      f"got {p.rebalance!r}")
         self.window = int(signal.window)
         self.factor_names = list(signal.factor_names)
-        lines = [factor_line_name(f) for f in self.factor_names]
-        self.stocks = [d for d in self.datas if all(hasattr(d.lines, name) for name in lines)]
-        if not self.stocks:
-            raise StrategyParamError(f"no data feed carries the signal's factor lines "
-                                     f"(e.g. '{lines[0]}'); add feeds with feeds.add_panel_feeds()")
+        self.stocks = self._stock_feeds()
         self.codes = pd.Index([d._name or f"data{i}" for i, d in enumerate(self.stocks)], dtype=object,
                               name="code")
         if self.codes.has_duplicates:
@@ -170,9 +168,98 @@ class LSTMTercileStrategy(bt.Strategy):
         self._last_dtnum = None
         self.records: list[MonthRecord] = []
         self.rejected_orders = 0
+        self.orders_sent = 0
+        self._seen_months: list[pd.Timestamp] = []
+        self._warned_late = False
+
+    def _stock_feeds(self) -> list:
+        """The datas that carry every factor line of the signal (other datas, such as a
+        benchmark carrying none of them, are left alone; one carrying only some is an error)."""
+        lines = [factor_line_name(f) for f in self.factor_names]
+        stocks, partial = [], []
+        for data in self.datas:
+            missing = [(f, line) for f, line in zip(self.factor_names, lines) if not hasattr(data.lines, line)]
+            if not missing:
+                stocks.append(data)
+            elif len(missing) < len(lines):
+                partial.append((data, missing))
+        if partial:
+            data, missing = partial[0]
+            factor, line = missing[0]
+            raise StrategyParamError(
+                f"feed '{data._name}' lacks the line '{line}' of the signal's factor '{factor}' "
+                f"({len(missing)} of the signal's {len(lines)} factor lines missing)")
+        if not stocks:
+            raise StrategyParamError(f"no data feed carries the signal's factor lines "
+                                     f"(e.g. '{lines[0]}'); add feeds with feeds.add_panel_feeds()")
+        return stocks
+
+    def _start(self):
+        # Backtrader's AnnualReturn reads the Broker observer, which Cerebro(stdstats=False)
+        # (the setting for thousands of feeds) does not add: add that one observer here.
+        if not hasattr(self.stats, "broker") and any(
+                isinstance(a, bt.analyzers.AnnualReturn) for a in self.analyzers):
+            self._addobserver(False, bt.observers.Broker)
+        super()._start()
 
     def start(self):
         self.broker.set_coc(self.p.execution == "close")
+        self._check_streamed_months()
+
+    def _check_streamed_months(self):
+        """Fail before the run when the panel feeds cannot give one decision; warn when the
+        first decision will come later than ``start``. (Feeds with filters, and other feeds,
+        are checked as the run goes: see :meth:`stop`.)"""
+        if not all(isinstance(d, PanelFeed) and not d._filters for d in self.stocks):
+            return
+        months = set()
+        for src in {id(d.p.source): d.p.source for d in self.stocks}.values():
+            dates = src.panel.dates
+            feeds = [d for d in self.stocks if d.p.source is src]
+            lo = min((pd.Timestamp(d.p.fromdate) if d.p.fromdate else dates[0]) for d in feeds)
+            hi = max((pd.Timestamp(d.p.todate) if d.p.todate else dates[-1]) for d in feeds)
+            bars = dates[src.first_row:]
+            bars = bars[(bars >= lo) & (bars <= hi + pd.Timedelta(days=1) - pd.Timedelta(1))]
+            months.update(bars)
+            if len(bars) and bars[0] == dates[src.first_row]:
+                months.update(dates[:src.first_row])  # history handed over at the first bar
+        months = sorted(months)
+        if not months:
+            raise StrategyParamError("the stock feeds stream no month (check fromdate / todate)")
+        span = f"{months[0].date()}..{months[-1].date()}"
+        if self._first_decision is not None and self._first_decision > months[-1]:
+            raise StrategyParamError(
+                f"start {self._first_decision.date()} is after the last month the feeds stream "
+                f"({months[-1].date()}): the strategy would make no decision")
+        if len(months) < self.window:
+            raise StrategyParamError(
+                f"the feeds stream {len(months)} months ({span}) but the signal needs {self.window} "
+                f"months of history (window={self.window}): the strategy would make no decision")
+        first = months[self.window - 1]
+        if self._first_decision is not None and first > self._first_decision:
+            self._warn_late(first, len([m for m in months if m <= self._first_decision]))
+
+    def _warn_late(self, first, available):
+        self._warned_late = True
+        warnings.warn(StrategyWarning(
+            f"first decision at {pd.Timestamp(first).date()}, not at start "
+            f"{self._first_decision.date()}: the feeds stream {available} month(s) up to "
+            f"{self._first_decision.date()} and the signal needs window={self.window} (stream more "
+            f"history, e.g. feeds.add_panel_feeds(..., window={self.window}) or window=None)"), stacklevel=2)
+
+    def stop(self):
+        if not self.records:
+            warnings.warn(StrategyWarning(
+                f"LSTMTercileStrategy made no decision: the stock feeds streamed {len(self._seen_months)} "
+                f"month-end(s), the signal needs window={self.window}"
+                + (f", first decision month {self._first_decision.date()}" if self._first_decision is not None
+                   else "")), stacklevel=2)
+        if self.rejected_orders:
+            hint = (" With execution='next_open' an order sized at one close fills at the next bar's "
+                    "price; leave headroom with gross < 1 (e.g. 0.95)." if self.p.execution == "next_open" else "")
+            warnings.warn(StrategyWarning(
+                f"the broker rejected {self.rejected_orders} of {self.orders_sent} orders (Margin/Rejected: "
+                f"not enough cash); the book holds less than its target.{hint}"), stacklevel=2)
 
     # ---------------------------------------------------------------- clock
     def prenext(self):
@@ -186,6 +273,8 @@ class LSTMTercileStrategy(bt.Strategy):
         self._month_end()
 
     def notify_order(self, order):
+        if order.status == order.Submitted:
+            self.orders_sent += 1
         if order.status in (order.Margin, order.Rejected):
             self.rejected_orders += 1
 
@@ -197,8 +286,17 @@ class LSTMTercileStrategy(bt.Strategy):
         snap = gather_snapshot(self.stocks, dtnum, self.factor_names, self._with_mcap)
         if not snap.present.any():
             return  # another data ticked (e.g. a daily benchmark); not a snapshot date
+        if not self._history:
+            # Months before the feeds' first bar that they hand over as history (see
+            # feeds.add_panel_feeds): Backtrader's clock and analyzers start at the first
+            # decision, the signal still gets its full window.
+            for item in history_snapshots(self.stocks, dtnum, self.factor_names, self._with_mcap,
+                                          last=self.window):
+                self._history.append(item)
+                self._seen_months.append(item[0])
         self._last_dtnum = dtnum
         date = month_end([bt.num2date(dtnum)])[0]
+        self._seen_months.append(date)
         if snap.industry.max(initial=-1) >= len(self._industries):
             raise StrategyParamError(
                 f"feed '{self.codes[int(np.argmax(snap.industry))]}' has industry code "
@@ -216,6 +314,9 @@ class LSTMTercileStrategy(bt.Strategy):
                                      f"expected ({len(self.stocks)}, {len(CLASSES)})")
         tradable = snap.tradable()
         baskets = form_baskets(probs, tradable, self.p.selection, self.p.top_pct)
+        if not self.records and self._first_decision is not None and date > self._first_decision \
+                and not self._warned_late:
+            self._warn_late(date, len([m for m in self._seen_months if m <= self._first_decision]))
         rebalance = len(self.records) % self._rebalance_every == 0
         self.records.append(MonthRecord(
             date=date, probs=probs, present=snap.present, tradable=tradable, baskets=baskets,

@@ -9,7 +9,8 @@ import pytest
 
 from feeds import PanelError, add_panel_feeds, make_market
 from feeds.btfeed import (FLAG_LINES, PanelFeed, PanelSource, factor_line_name, factor_line_names,
-                          gather_snapshot, pandas_feeds, panel_feed_class, tradable_close)
+                          gather_snapshot, history_snapshots, pandas_feeds, panel_feed_class,
+                          tradable_close)
 from strategies import LinearSignal, LSTMTercileStrategy
 
 # Backtrader's run modes, as its own tests run every strategy (exactbars=1 turns preload
@@ -102,8 +103,10 @@ def test_every_month_streams_exactly_the_panel_in_every_mode(panel, mode):
 def test_stock_pandasdata_feeds_stream_the_same_snapshots(panel):
     fast = probe(panel, start="2012-06", window=3)
     slow = probe(panel, feeds=pandas_feeds(panel, start="2012-06", window=3))
-    assert [d for d, _, _ in fast.steps] == [d for d, _, _ in slow.steps]
-    for (_, _, a), (_, _, b) in zip(fast.steps, slow.steps):
+    # PandasData streams the 2 history months as bars; the panel feeds hand them over instead
+    assert [d for d, _, _ in slow.steps][:2] == [pd.Timestamp("2012-04-30"), pd.Timestamp("2012-05-31")]
+    assert [d for d, _, _ in fast.steps] == [d for d, _, _ in slow.steps][2:]
+    for (_, _, a), (_, _, b) in zip(fast.steps, slow.steps[2:]):
         for field in ("present", "close", "suspended", "limit_up", "limit_down", "is_st", "industry",
                       "factors"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
@@ -137,14 +140,109 @@ def test_feed_params_pass_through_and_use_the_bar_by_bar_path(panel):
     assert len(strategy.steps) == 10
 
 
+class HalveAndSkipMay:
+    """A Backtrader filter: halves every close, drops the May bars."""
+
+    def __init__(self, data):
+        pass
+
+    def __call__(self, data):
+        if data.datetime.date(0).month == 5:
+            data.backwards()
+            return True
+        data.close[0] *= 0.5
+        return False
+
+
+def assert_snapshots_follow_the_lines(strategy, fidx=None):
+    for _, bars, snap in strategy.steps:
+        names = [d._name for d in strategy.datas]
+        assert sorted(bars) == sorted(n for n, p in zip(names, snap.present) if p)
+        for j, name in enumerate(names):
+            if name in bars:
+                bar = bars[name]
+                np.testing.assert_equal(snap.close[j], bar["close"] if bar["close"] > 0 else np.nan)
+                np.testing.assert_array_equal(snap.factors[j], np.float32(bar["factors"]))
+                assert [snap.suspended[j], snap.limit_up[j]] == [bool(f) for f in bar["flags"][1:3]]
+
+
+@pytest.mark.parametrize("mode", [dict(), dict(preload=False), dict(exactbars=1)], ids=str)
+def test_fromdate_and_filters_read_the_bar_the_feed_delivered(panel, mode):
+    # fromdate drops the first bars: the snapshot must still be the bar now presented (it was
+    # the panel row as many months earlier). A filter may change values and drop bars.
+    strategy = probe(panel, mode=mode, fromdate=datetime.datetime(2012, 9, 1))
+    assert strategy.steps[0][0] == pd.Timestamp("2012-09-30")
+    assert_snapshots_follow_the_lines(strategy)
+    t = panel.dates.get_loc(pd.Timestamp("2013-12-31"))
+    _, bars, snap = strategy.steps[-1]
+    j = [d._name for d in strategy.datas].index(panel.codes[panel.listed[t].argmax()])
+    assert snap.factors[j, 0] == panel.factors[t, panel.listed[t].argmax(), panel.factor_names.index("bp")]
+    strategy = probe(panel, mode=mode, filters=[HalveAndSkipMay])
+    assert pd.Timestamp("2012-05-31") not in [d for d, _, _ in strategy.steps]
+    assert_snapshots_follow_the_lines(strategy)
+    _, bars, snap = strategy.steps[-1]
+    i = int(panel.listed[-1].argmax())
+    j = [d._name for d in strategy.datas].index(panel.codes[i])
+    assert snap.close[j] == pytest.approx(0.5 * tradable_close(panel)[-1, i], rel=1e-15)
+
+
+def test_history_months_are_handed_over_not_streamed(panel):
+    strategy = probe(panel, start="2012-06", window=4)
+    assert strategy.steps[0][0] == pd.Timestamp("2012-06-30")  # the clock starts at start
+    feeds = strategy.datas
+    first = strategy.steps[0][2]
+    history = history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 6, 30)), FACTORS, last=3)
+    assert [d for d, _ in history] == list(pd.DatetimeIndex(["2012-03-31", "2012-04-30", "2012-05-31"]))
+    codes, fidx = list(panel.codes), [panel.factor_names.index(f) for f in FACTORS]
+    rows = [codes.index(d._name) for d in feeds]
+    for date, snap in history:
+        t = panel.dates.get_loc(date)
+        np.testing.assert_array_equal(snap.present, panel.listed[t, rows])
+        np.testing.assert_array_equal(snap.factors[snap.present], panel.factors[t][rows][:, fidx][snap.present])
+    assert first.present.sum() == panel.listed[5, rows].sum()
+    # nothing is handed over at any later bar, nor when fromdate moved the first bar
+    assert history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 7, 31)), FACTORS) == []
+
+
 def test_factor_line_names_are_identifiers_and_clashes_are_refused():
     assert factor_line_name("ep") == "ep"
     assert factor_line_name("1m-ret") == "f_1m_ret"
     assert factor_line_name("close") == "f_close"
     assert factor_line_name("class") == "f_class"
-    assert factor_line_name("市盈率") == "f____"
     with pytest.raises(PanelError, match="'a-b' and 'a_b' both map to the feed line 'a_b'"):
         factor_line_names(["a-b", "a_b"])
+
+
+def test_non_ascii_factor_names_get_distinct_identifier_lines():
+    names = ["市盈率", "市净率", "市盈率(TTM)", "ＲＯＥ", "1月动量", "Größe"]
+    lines = factor_line_names(names)
+    assert lines == ("市盈率", "市净率", "市盈率_TTM_", "ROE", "f_1月动量", "Größe")
+    assert len(set(lines)) == len(lines) and all(line.isidentifier() for line in lines)
+    # NFKC-equal names are the same Python identifier: refused, not silently merged
+    with pytest.raises(PanelError, match="both map to the feed line 'ROE'"):
+        factor_line_names(["ROE", "ＲＯＥ"])
+
+
+def test_non_ascii_factor_names_work_end_to_end(panel):
+    chinese = ["市盈率", "市净率", "换手率"] + [f"因子{k}" for k in range(panel.F - 3)]
+    renamed = dataclasses.replace(panel, factor_names=chinese,
+                                  styles={"估值": ["市盈率", "市净率"], "流动性": ["换手率"]})
+    signal = LinearSignal(chinese, window=3)
+    for make in ("panel", "pandas"):
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.addstrategy(LSTMTercileStrategy, signal=signal, industries=list(renamed.industries))
+        if make == "panel":
+            stocks = add_panel_feeds(cerebro, renamed, start="2012-06")
+        else:
+            stocks = pandas_feeds(renamed, start="2012-06", window=3)
+            for feed in stocks:
+                cerebro.adddata(feed)
+        assert stocks[0].lines.市盈率 is not stocks[0].lines.市净率
+        strategy = cerebro.run()[0]
+        online = strategy.predictions()
+        offline = signal.predict_panel(renamed, online.index.get_level_values("date").unique())
+        pd.testing.assert_frame_equal(online, offline, check_exact=True)
+        assert len(strategy.records) == 19
 
 
 def test_feed_classes_are_created_once_per_factor_set(panel):
