@@ -24,10 +24,18 @@ writes the panel file of SPEC §4.2 (:func:`load_panel`, :func:`save_panel`).
 
 Every validation problem raises :class:`PanelError` with one line that names
 the column, date or code at fault.
+
+At load time (:func:`load_panel`, and the main command for every source)
+:meth:`Panel.check_values` also refuses values no market produces: a return of
+-100% or less, a non-positive close or market cap, and magnitudes beyond
+:data:`ABSURD` (|factor|, close, mcap) or :data:`ABSURD_RETURN` (ret) — the marks of
+a unit mix-up (percent, fen) or a sentinel such as 1e300. Rare but possible values
+(a month above +1,000%) are a :class:`DataWarning` with their count.
 """
 from __future__ import annotations
 
 import builtins
+import warnings
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,11 +47,21 @@ import pandas as pd
 from .errors import UserError
 
 FLAG_COLUMNS = ("suspended", "limit_up", "limit_down", "is_st")
+#: Beyond this magnitude a factor, close or market cap is a unit or sentinel mistake, not data:
+#: the largest A-share market cap is ~2.5e12 yuan, and float32 squares (z-scores) overflow at 1.8e19.
+ABSURD = 1e15
+#: A monthly return beyond +10,000% is a unit mistake; one beyond +1,000% is possible (relistings)
+#: but rare enough to be worth a warning.
+ABSURD_RETURN, ODD_RETURN = 100.0, 10.0
 RESERVED_COLUMNS = ("date", "code", "ret", "close", "industry", "mcap", "listed") + FLAG_COLUMNS
 
 
 class PanelError(UserError):
     """A panel, panel file or frame is not usable; the message says what and where."""
+
+
+class DataWarning(UserWarning):
+    """Data that is legitimately possible but odd enough to check (with counts)."""
 
 
 def month_end(dates) -> pd.DatetimeIndex:
@@ -199,6 +217,52 @@ class Panel:
             raise PanelError(f"panel has {T} months; window {window} needs at least {window + 1}")
         return self
 
+    def check_values(self, source: str = "") -> "Panel":
+        """Load-time sanity of the values (see the module docstring); returns ``self``.
+
+        Raises
+        ------
+        PanelError
+            A return at or below -100%, a non-positive close or market cap, or an absurd
+            magnitude; the line names the first cell, and the count of such cells.
+        """
+        suffix = f" ({source})" if source else ""
+
+        def first(mask, values, what, why):
+            t, i = np.argwhere(mask)[0][:2]
+            value = values[(t, i)] if values.ndim == 2 else values[t, i][mask[t, i]][0]
+            raise PanelError(f"{what} {value:.6g} at {self.dates[t].date()}, code {self.codes[i]} "
+                             f"({int(mask.sum())} stock-month(s)): {why}{suffix}")
+
+        with np.errstate(invalid="ignore"):
+            ret = np.where(self.listed, self.ret, np.nan)
+            if (bad := ret <= -1.0).any():
+                first(bad, ret, "'ret' is", "a stock cannot lose 100% or more in a month (returns in percent?)")
+            if (bad := np.abs(ret) > ABSURD_RETURN).any():
+                first(bad, ret, "'ret' is", f"a monthly return beyond ±{ABSURD_RETURN:.0f} (×100%) is not data")
+            if (bad := self.close <= 0).any():
+                first(bad, self.close, "'close' is", "prices must be positive")
+            if (bad := np.abs(self.close) > ABSURD).any():
+                first(bad, self.close, "'close' is", f"beyond {ABSURD:.0e}, an absurd price")
+            if self.mcap is not None:
+                if (bad := self.mcap <= 0).any():
+                    first(bad, self.mcap, "'mcap' is", "market caps must be positive")
+                if (bad := np.abs(self.mcap) > ABSURD).any():
+                    first(bad, self.mcap, "'mcap' is", f"beyond {ABSURD:.0e}, an absurd market cap")
+            absurd = np.abs(self.factors) > ABSURD
+            if absurd.any():
+                t, i, f = np.argwhere(absurd)[0]
+                raise PanelError(f"factor '{self.factor_names[f]}' is {self.factors[t, i, f]:.6g} at "
+                                 f"{self.dates[t].date()}, code {self.codes[i]} ({int(absurd.sum())} value(s) "
+                                 f"beyond ±{ABSURD:.0e}): a unit or sentinel mistake, not data{suffix}")
+            odd = ret > ODD_RETURN
+        if odd.any():
+            t, i = np.argwhere(odd)[0]
+            warnings.warn(DataWarning(
+                f"{int(odd.sum())} stock-month(s) with a return above +{ODD_RETURN:.0%}, first {ret[t, i]:.4g} "
+                f"at {self.dates[t].date()}, code {self.codes[i]}; check they are real{suffix}"), stacklevel=2)
+        return self
+
     def check_styles(self, names: Iterable[str]) -> None:
         """Raise :class:`PanelError` for a style name this panel does not define."""
         for name in names:
@@ -302,6 +366,10 @@ class Panel:
             raise PanelError(f"duplicate (date, code) ({row['date'].date()}, {row['code']}) after "
                              f"normalising dates to month-ends, row {int(np.flatnonzero(dup)[0])} ({source})")
         if factors is None:  # every other column with numbers in it (a name column is not a factor)
+            empty = [c for c in df.columns if c not in RESERVED_COLUMNS and df[c].isna().all()]
+            if empty:  # a factor column with no value at all: say so rather than drop it
+                raise PanelError(f"factor column '{empty[0]}' is entirely NaN (list the factors to use in "
+                                 f"data.factors to leave it out) ({source})")
             factors = [c for c in df.columns if c not in RESERVED_COLUMNS
                        and pd.to_numeric(df[c], errors="coerce").notna().any()]
         else:
@@ -321,6 +389,14 @@ class Panel:
                     raise PanelError(f"non-numeric value {df[col].iloc[i]!r} in column '{col}', "
                                      f"row {i} ({source})")
                 df[col] = converted
+        for col in factors:  # before the float32 cast turns 1e300 into inf with an overflow warning
+            with np.errstate(invalid="ignore"):
+                values = df[col].to_numpy(np.float64, na_value=np.nan)
+                absurd = np.isfinite(values) & (np.abs(values) > ABSURD)  # inf: named by validate()
+            if absurd.any():
+                i = int(np.flatnonzero(absurd)[0])
+                raise PanelError(f"factor '{col}' is {df[col].iloc[i]:.6g} in row {i} ({int(absurd.sum())} value(s) "
+                                 f"beyond ±{ABSURD:.0e}): a unit or sentinel mistake, not data ({source})")
         df = df.sort_values(["date", "code"], kind="stable")
         dates = pd.DatetimeIndex(df["date"].unique())
         codes = pd.Index(sorted(df["code"].unique()), dtype=object)
@@ -395,8 +471,8 @@ def load_panel(path, factors: Sequence[str] | None = None,
             frame = pd.read_csv(path, dtype={"code": str})
     except Exception as exc:  # pandas raises many types for unreadable files
         raise PanelError(f"cannot read panel file {path}: {exc}") from None
-    return Panel.from_frame(frame, factors=factors, styles=styles,
-                            require_industry=require_industry, source=str(path))
+    return Panel.from_frame(frame, factors=factors, styles=styles, require_industry=require_industry,
+                            source=str(path)).check_values(str(path))
 
 
 def save_panel(panel: Panel, path) -> Path:

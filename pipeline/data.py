@@ -1,13 +1,14 @@
 """The data stage: a config's ``data`` section → the Panel (and what comes with it)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from feeds.panel import Panel, PanelError, load_panel
+from feeds.panel import DataWarning, Panel, PanelError, load_panel
 from feeds.synthetic import make_market
 
 from .config import ConfigError, RunConfig
@@ -86,6 +87,27 @@ def _existing(root: Path, name: str, where: str) -> Path:
     return path
 
 
+#: Cross-sectional preprocessing (winsorize, z-score, industry residuals), tercile labels and three
+#: baskets need a cross-section: below MIN_STOCKS per month they are degenerate (one stock: every
+#: z-score 0 and a "validation accuracy" of 100%; two: z-scores of ±1); below FEW_STOCKS they are
+#: noisy enough to say so. (The committed real-data fixture has 4 stocks: a warning, not an error.)
+MIN_STOCKS, FEW_STOCKS = 3, 30
+
+
+def _check_breadth(panel: Panel, dates: dict) -> None:
+    start = dates["train_start"] + pd.offsets.MonthEnd(0)
+    months = panel.dates >= start
+    counts = panel.listed[months].sum(axis=1) if months.any() else panel.listed.sum(axis=1)
+    typical = int(np.median(counts))
+    if typical < MIN_STOCKS:
+        raise PanelError(f"too few stocks for cross-sectional preprocessing: {typical} listed per month "
+                         f"(median from {start:%Y-%m}), at least {MIN_STOCKS} needed")
+    if typical < FEW_STOCKS:
+        warnings.warn(DataWarning(f"only {typical} stocks listed per month (median from {start:%Y-%m}); "
+                                  f"cross-sections of fewer than {FEW_STOCKS} stocks give noisy z-scores, "
+                                  "terciles and baskets"), stacklevel=2)
+
+
 def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     """Check the dates against the data and cut the panel at ``test_end``."""
     dates = config.timestamps
@@ -101,6 +123,8 @@ def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     keep = int(panel.dates.searchsorted(test_end, "right"))
     cut = panel.take(rows=slice(0, keep))
     cut.validate(window=window)
+    cut.check_values(run.description)
+    _check_breadth(cut, dates)
     run.panel = cut
     if run.oracle is not None:
         run.oracle = run.oracle[:keep]
