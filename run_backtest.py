@@ -16,6 +16,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import warnings
 
 # numpy's OpenBLAS threads contend with torch's on a busy laptop (a 3 ms batched matmul was
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     _on_signal.fired = False
     handlers = {}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when embedded elsewhere
+    if (threading.current_thread() is threading.main_thread()  # signals only reach the main thread
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # not when embedded elsewhere
         handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _main(args)

@@ -104,6 +104,7 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
     key = model_key(config, data)
     cache = cache_root / key
     remove_stale(cache_root, (".*.tmp",))
+    stale = cache.exists()  # unusable or --retrain: the new entry replaces it
     if cache.exists() and not retrain:
         try:
             bundle = _load_entry(cache, key)
@@ -126,7 +127,7 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
         "samples": result.samples, "timings": result.timings,
     }
     _store_entry(cache_root, key, {"model.pt": result.signal.save, "baseline.pt": result.baseline.save,
-                                   "training.pt": lambda path: _save_training(training, path)})
+                                   "training.pt": lambda path: _save_training(training, path)}, replace=stale)
     return SignalBundle(result.signal, result.baseline, training, cached=False, key=key)
 
 
@@ -157,12 +158,12 @@ def _load_entry(cache: Path, key: str) -> SignalBundle:
                         _load_training(cache / "training.pt"), cached=True, key=key)
 
 
-def _store_entry(cache_root: Path, key: str, writers: dict) -> None:
+def _store_entry(cache_root: Path, key: str, writers: dict, replace: bool = False) -> None:
     """Write a cache entry in a private, locked staging directory and rename it into place.
 
     Two runs of the same key never mix files: if another run published the entry meanwhile,
-    its complete entry is kept and this one discarded. A damaged entry being retrained is
-    replaced. The cache is an optimisation: a full or read-only disk is one warning line and
+    its complete entry is kept and this one discarded. With ``replace`` (the entry this run
+    found was unusable, or ``--retrain``) an existing entry is replaced. The cache is an optimisation: a full or read-only disk is one warning line and
     the run goes on (its own outputs then say whether they could be written).
     """
     cache = cache_root / key
@@ -175,7 +176,7 @@ def _store_entry(cache_root: Path, key: str, writers: dict) -> None:
         entry = {"key": key, "files": {name: _sha256(staging / name) for name in writers}}
         (staging / CACHE_ENTRY).write_text(json.dumps(entry, indent=1), encoding="utf-8")
         publishable(staging)
-        if cache.exists():  # damaged (or --retrain): move it aside; a rename onto it would fail
+        if replace and cache.exists():  # move it aside: a rename onto a full directory fails
             aside = Path(tempfile.mkdtemp(prefix=f".{key}.old-", suffix=".tmp", dir=cache_root))
             try:
                 os.replace(cache, aside)
