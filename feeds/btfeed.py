@@ -323,6 +323,9 @@ def panel_feed_class(factor_names: Sequence[str], has_mcap: bool = False) -> typ
                    {"lines": extra, "factor_lines": lines, "has_mcap": bool(has_mcap),
                     "__module__": __name__})
         _FEED_CLASSES[key] = cls
+        # A module attribute, so pickle finds the class: cerebro.optstrategy with maxcpus > 1
+        # sends the Cerebro, feeds included, to its (forked) worker processes.
+        globals()[cls.__name__] = cls
     return cls
 
 

@@ -256,7 +256,7 @@ class LSTMTercileStrategy(bt.Strategy):
                    else "")), stacklevel=2)
         if self.rejected_orders:
             hint = (" With execution='next_open' an order sized at one close fills at the next bar's "
-                    "price; leave headroom with gross < 1 (e.g. 0.95)." if self.p.execution == "next_open" else "")
+                    "price; leave headroom for a month's price moves with gross < 1." if self.p.execution == "next_open" else "")
             warnings.warn(StrategyWarning(
                 f"the broker rejected {self.rejected_orders} of {self.orders_sent} orders (Margin/Rejected: "
                 f"not enough cash); the book holds less than its target.{hint}"), stacklevel=2)
