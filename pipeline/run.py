@@ -271,7 +271,8 @@ def online_offline_gap(online: pd.DataFrame, offline: pd.DataFrame) -> float:
     offline decision months (the backtest also decides at its last bar, which realises nothing)."""
     cols = ["p_down", "p_neutral", "p_up"]
     online = online[online.index.get_level_values("date").isin(offline.index.get_level_values("date"))]
-    joined = online[cols].join(offline[cols], how="outer", suffixes=("_online", ""))
+    # no join(suffixes=...): pandas < 3.1 lacks it (requirements allow pandas 2.2)
+    joined = online[cols].add_suffix("_online").join(offline[cols], how="outer")
     diff = joined[[f"{c}_online" for c in cols]].to_numpy() - joined[cols].to_numpy()
     if np.isnan(diff).any():
         return float("inf")  # a stock predicted on one side only
