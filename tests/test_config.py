@@ -4,7 +4,7 @@ import os
 import pytest
 
 from pipeline.config import ConfigError, apply_overrides, build_config, dump_config, load_config
-from pipeline.output import RunDirectory, fingerprint, write_atomic
+from pipeline.output import MARKER, RunDirectory, fingerprint, write_atomic
 
 
 def error_of(raw):
@@ -91,7 +91,7 @@ def test_run_directory_publishes_only_on_success(tmp_path):
     assert os.listdir(final.parent) == ["demo"]  # and no staging directory is left behind
     with RunDirectory(final) as staging:
         (staging / "new.txt").write_text("x")
-    assert sorted(os.listdir(final)) == ["new.txt"] and os.listdir(final.parent) == ["demo"]
+    assert sorted(os.listdir(final)) == [MARKER, "new.txt"] and os.listdir(final.parent) == ["demo"]
 
 
 def test_write_atomic_and_fingerprint(tmp_path):
