@@ -2,7 +2,7 @@
 """Train the LSTM tercile classifier and trade it in Backtrader, as the Guosen study did.
 
     python run_backtest.py --config configs/oos_2016.yaml [--output DIR] [--set key.sub=value ...]
-                           [--quiet] [--retrain]
+                           [--quiet] [--log-level LEVEL] [--retrain]
 
 Writes a run directory (default ``runs/<config name>``): config.yaml, model.pt,
 predictions.csv, metrics.json, report.html, tearsheet_<selection>_<book>.html, figures/.
@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.steps=50 (repeatable; YAML values)")
     parser.add_argument("--quiet", action="store_true", help="no progress output (also when CI is set)")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="progress lines on stderr from this level up (default INFO; run.log in the run "
+                             "directory keeps INFO and up whatever the level)")
     parser.add_argument("--retrain", action="store_true", help="train even when a cached model matches")
     return parser.parse_args(argv)
 
@@ -91,7 +94,7 @@ def _main(args) -> int:
 
     try:
         config = load_config(args.config, args.overrides)
-        result = run(config, output=args.output, retrain=args.retrain, quiet=quiet)
+        result = run(config, output=args.output, retrain=args.retrain, quiet=quiet, log_level=args.log_level)
     except USER_ERRORS as exc:  # every package's errors derive from feeds.errors.UserError
         if isinstance(exc, ConfigError) and args.config not in exc.where:
             exc = exc.located(args.config)  # a key found wrong while running: name the file too

@@ -50,14 +50,48 @@ for _name, _cls in SIGNAL_SECTIONS.items():
 
 
 class Log:
-    """Stage messages on stderr (silent with ``quiet``)."""
+    """Progress lines of a run: on stderr from ``level`` up (none with ``quiet``), and every
+    line from INFO up (DEBUG too when ``level`` is DEBUG) kept for the run directory's ``run.log``.
 
-    def __init__(self, quiet: bool):
+    ``progress`` says whether progress bars (tqdm) should draw: only on a terminal, never
+    with ``quiet`` or a level above INFO, so redirected output holds lines, not carriage returns.
+    """
+
+    LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+
+    def __init__(self, quiet: bool = False, level: str = "INFO", stream=None):
+        if str(level).upper() not in self.LEVELS:
+            raise ConfigError(f"log level must be one of {', '.join(self.LEVELS)}, got {level!r}", "--log-level")
         self.quiet = quiet
+        self.level = self.LEVELS[str(level).upper()]
+        self.stream = stream if stream is not None else sys.stderr
+        self.lines: list[str] = []
+        self.started = time.perf_counter()
+        isatty = getattr(self.stream, "isatty", None)
+        self.progress = not quiet and self.level <= self.LEVELS["INFO"] and bool(isatty and isatty())
 
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(message, file=sys.stderr, flush=True)
+    def __call__(self, message: str, level: str = "INFO") -> None:
+        value = self.LEVELS[level]
+        if value >= min(self.level, self.LEVELS["INFO"]):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.lines.extend(f"{stamp} {time.perf_counter() - self.started:7.1f}s {level:<7} {line}"
+                              for line in str(message).splitlines() or [""])
+        if not self.quiet and value >= self.level:
+            print(message, file=self.stream, flush=True)
+
+    def record(self, message: str) -> None:
+        """Keep ``message`` for ``run.log`` only (e.g. the summary table the CLI prints on stdout)."""
+        self.lines.extend(str(message).splitlines())
+
+    def debug(self, message: str) -> None:
+        self(message, "DEBUG")
+
+    def warning(self, message: str) -> None:
+        self(message, "WARNING")
+
+    def text(self) -> str:
+        """What ``run.log`` holds."""
+        return "\n".join(self.lines) + "\n"
 
 
 @dataclass
@@ -258,6 +292,8 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log: Log) -> 
                               top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution)
             block["books"][book] = result.returns
             block["turnover"][book] = result.turnover
+            positions, transactions = result.strategy.analyzers.holdings.get_analysis()
+            block.setdefault("positions", {})[book], block.setdefault("transactions", {})[book] = positions, transactions
             block.setdefault("baskets", result.baskets)
             block.setdefault("predictions", result.predictions)
             log(f"backtest: {selection}/{book} {len(result.returns)} months, "
@@ -349,13 +385,18 @@ class RunResult:
 
 
 def run(config: RunConfig, output: Path | None = None, retrain: bool = False, quiet: bool = False,
-        root: Path | None = None) -> RunResult:
-    """Run the whole pipeline and publish the run directory. See the module docstring."""
+        root: Path | None = None, log_level: str = "INFO") -> RunResult:
+    """Run the whole pipeline and publish the run directory. See the module docstring.
+
+    Progress lines go to stderr from ``log_level`` up (none with ``quiet``) and to ``run.log``."""
     from reports import (build_figures, metrics_document, monthly_prediction_stats, prediction_metrics,
-                         save_figures, write_report, write_tearsheet)
+                         save_figures, write_report)
+    from reports.factor import factor_summary
+    from reports.series import factor_frame, prices_frame, write_series
+    from reports.tearsheet import write_book_tearsheets
     from reports.inputs import json_safe
 
-    log = Log(quiet)
+    log = Log(quiet, log_level)
     root = Path(root or Path.cwd())
     output = check_output(Path(output or config.output.dir or root / "runs" / config.name))  # before any work
     timings: dict[str, float] = {}
@@ -369,9 +410,10 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
 
     t0 = time.perf_counter()
     cache_root = Path(config.output.cache_dir)
-    bundle = train_or_load(config, data, retrain, quiet, log, cache_root if cache_root.is_absolute()
+    bundle = train_or_load(config, data, retrain, not log.progress, log, cache_root if cache_root.is_absolute()
                            else root / cache_root)
     timings["train"] = time.perf_counter() - t0
+    log(f"model: {'loaded' if bundle.cached else 'trained'} ({timings['train']:.1f} s)")
     training = bundle.training
 
     t0 = time.perf_counter()
@@ -407,24 +449,24 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
         bundle.signal.save(staging / "model.pt")
         labelled_predictions(offline["model"], data, labels).to_csv(staging / "predictions.csv",
                                                                     float_format="%.6g")
-        tearsheets = {}
-        if config.output.tearsheets:
-            for mode, block in books.items():
-                benchmark = data.benchmark if data.benchmark is not None else block["baskets"]["universe"]
-                for book, returns in block["books"].items():
-                    if returns.notna().any() and (returns != 0).any():
-                        name = f"tearsheet_{mode}_{book}.html"
-                        write_tearsheet(returns, benchmark.reindex(returns.index), staging / name,
-                                        f"{config.name}: {mode} selection, {book} book")
-                        tearsheets[f"{mode} / {book}"] = name
+        series_models = {"lstm" if name == "model" else name: monthly_prediction_stats(
+            frame, data.panel, labels, oracle=data.oracle if name == "model" else None)
+            for name, frame in offline.items()}  # the LSTM and every baseline
+        factor = factor_frame(offline["model"], data.panel)
+        doc["factor"] = factor_summary(factor)
+        written = write_series(staging / "series", books=books, models=series_models, factor=factor,
+                               prices=prices_frame(data.panel))
+        log(f"outputs: series/ ({', '.join(sorted(written))})")
+        tearsheets = (write_book_tearsheets(books, staging, config.name, data.benchmark, log)
+                      if config.output.tearsheets else {})
         figures = build_figures(
             baskets={m: b["baskets"] for m, b in books.items()},
-            prediction=monthly_prediction_stats(offline["model"], data.panel, labels, oracle=data.oracle),
-            baseline=monthly_prediction_stats(offline["baseline"], data.panel, labels),
+            prediction=series_models["lstm"], baseline=series_models.get("baseline"),
             history=training.get("history"), snapshots=training.get("snapshots"),
             contribution=factor_contribution(bundle.signal), styles=data.panel.styles,
-            top_pct=config.backtest.top_pct)
+            top_pct=config.backtest.top_pct, factor=factor)
         save_figures(figures, staging / "figures")
+        log(f"outputs: figures/ ({len(figures)} figures)")
         timings["outputs"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         doc["timings"] = {k: round(v, 2) for k, v in timings.items() if k != "total_before_outputs"}
@@ -441,5 +483,8 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
                    "config": config.to_dict(), "tearsheets": tearsheets}
         write_report(staging / "report.html", doc, figures, context)
         (staging / "metrics.json").write_text(json.dumps(json_safe(doc), indent=2), encoding="utf-8")
-    table = format_table(summary_rows(json_safe(doc)))
+        table = format_table(summary_rows(json_safe(doc)))
+        log(f"outputs: report.html, metrics.json ({time.perf_counter() - t0:.1f} s); run {timings['total']:.1f} s")
+        log.record(table)
+        (staging / "run.log").write_text(log.text(), encoding="utf-8")
     return RunResult(directory=output, metrics=doc, table=table)

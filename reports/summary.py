@@ -52,6 +52,17 @@ SECTIONS = (
                          "the dashed line is the accuracy of always predicting that month's most frequent class."),
         ("rank_ic", "Monthly Spearman correlation of p(up) - p(down) with the next month's return."),
     )),
+    ("factor", "The score as a factor (alphalens style)", (
+        ("factor_quantile_returns", "Mean forward return of each score quantile (Q1 = lowest p_up - p_down), minus "
+                                    "the month's mean, over 1, 3 and 6 months."),
+        ("factor_ic_histogram", "Distribution of the monthly rank IC (1 month) with its t statistic and p-value "
+                                "(one-sample t test of the mean against 0)."),
+        ("factor_ic_decay", "IC decay: mean rank IC against the 1, 3 and 6-month forward return; later decisions "
+                            "have no 3 or 6-month outcome yet, so the horizons use fewer months."),
+        ("factor_rank_autocorrelation", "Correlation of the score ranks from one month to the next: high values "
+                                        "mean the ranking, and so the baskets, turn over slowly."),
+        ("factor_ic_by_industry", "Mean rank IC within each industry (1 month): where the ranking works."),
+    )),
     ("factors", "Factor contribution", (
         ("factor_contribution", "The study's measure: sum of |input-layer weights| per factor at the end of "
                                 "training."),
@@ -70,7 +81,8 @@ SELECTION_FIGURES = (
 def build_figures(*, baskets: Mapping[str, pd.DataFrame] | None = None, prediction: pd.DataFrame | None = None,
                   baseline: pd.DataFrame | None = None, history: pd.DataFrame | None = None,
                   snapshots: list | None = None, contribution: pd.Series | None = None,
-                  styles: Mapping[str, list[str]] | None = None, top_pct: float = 0.30) -> dict[str, Figure]:
+                  styles: Mapping[str, list[str]] | None = None, top_pct: float = 0.30,
+                  factor: pd.DataFrame | None = None) -> dict[str, Figure]:
     """Make every figure of the report from what the run produced; absent inputs are skipped.
 
     Parameters
@@ -91,6 +103,9 @@ def build_figures(*, baskets: Mapping[str, pd.DataFrame] | None = None, predicti
         Style -> factors (colours and per-style totals).
     top_pct : float
         The top-pct selection's share, for titles.
+    factor : pd.DataFrame, optional
+        The factor table (:func:`reports.series.factor_frame`): adds the ``factor_*``
+        figures of :func:`reports.factor.factor_figures`.
 
     Returns
     -------
@@ -117,6 +132,10 @@ def build_figures(*, baskets: Mapping[str, pd.DataFrame] | None = None, predicti
         out[f"nav_{mode}"] = F.basket_nav_figure(frame, f"{label}: basket NAV")
         out[f"long_short_nav_{mode}"] = F.long_short_nav_figure(frame["high"], frame["low"], f"{label}: long/short")
         out[f"long_short_excess_{mode}"] = F.long_short_excess_figure(frame["high"], frame["low"], label)
+    if factor is not None:
+        from .factor import factor_figures
+
+        out.update(factor_figures(factor))
     if contribution is not None:
         out["factor_contribution"] = F.factor_contribution_figure(contribution, styles)
         out["style_contribution"] = F.style_contribution_figure(contribution, styles)
@@ -271,15 +290,41 @@ def _figure_sections(figures: Mapping[str, Figure], doc: Mapping, top_pct: float
 
     for anchor, heading, entries in SECTIONS[:2]:
         section(anchor, heading, entries)
+    section(*SECTIONS[2][:2], SECTIONS[2][2], _factor_table(doc.get("factor")))
     modes = list(doc.get("selections") or []) + sorted(
         {n.removeprefix("nav_") for n in figures if n.startswith("nav_")} - set(doc.get("selections") or []))
     for mode in modes:
         entries = [(pattern.format(mode=mode), caption) for pattern, caption in SELECTION_FIGURES]
         blurb = SELECTION_BLURBS.get(mode, "").format(pct=f"{top_pct:.0%}")
         section(f"selection-{mode}", selection_label(mode, top_pct), entries, f"<p>{_e(blurb)}</p>" if blurb else "")
-    section(*SECTIONS[2])
+    section(*SECTIONS[3])
     section("other", "Other figures", [(n, "") for n in figures if n not in placed])
     return "\n".join(sections)
+
+
+def _factor_table(summary) -> str:
+    """IC statistics per horizon (``metrics.json`` -> ``factor``) as a table."""
+    if not isinstance(summary, Mapping) or not summary.get("rank_ic"):
+        return ""
+    rows = []
+    for col, r in summary["rank_ic"].items():
+        ic = _get(summary, "ic", col) or {}
+        spread = _get(summary, "quantile_returns", col, "top_minus_bottom")
+        rows.append(f"<tr><td>{_e(col.removeprefix('fwd_').replace('m', ' month'))}</td>"
+                    f"<td class='num'>{_num(r.get('n'), 0)}</td><td class='num'>{_num(r.get('mean'), 3)}</td>"
+                    f"<td class='num'>{_num(r.get('std'), 3)}</td><td class='num'>{_num(r.get('ir'))}</td>"
+                    f"<td class='num'>{_num(r.get('t_stat'))}</td><td class='num'>{_num(r.get('p_value'), 3)}</td>"
+                    f"<td class='num'>{_num(ic.get('mean'), 3)}</td><td class='num'>{_pct(spread, 2)}</td></tr>")
+    auto = summary.get("rank_autocorrelation_mean")
+    return ('<p>The ranking score p_up &minus; p_down of every stock-month, with its forward returns and '
+            "industry, is <code>series/factor.parquet</code>; <code>reports.factor</code> computes these "
+            "figures from that file alone.</p>"
+            '<table class="grid"><thead><tr><th>Horizon</th><th class="num">Months</th>'
+            '<th class="num">Mean rank IC</th><th class="num">Std</th><th class="num">IR</th>'
+            '<th class="num">t statistic</th><th class="num">p-value</th><th class="num">Mean IC</th>'
+            f'<th class="num">Top &minus; bottom quintile</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<p class="note">Mean month-to-month rank autocorrelation of the score: {_num(auto)}. IR = mean / '
+            "std of the monthly IC (not annualised); the t test is against a mean of 0.</p>")
 
 
 _BOOK_COLUMNS = (("n_months", "Months", lambda v: _num(v, 0)), ("n_empty_months", "Empty", lambda v: _num(v, 0)),

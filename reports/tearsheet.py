@@ -224,6 +224,43 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title
     return path
 
 
+def write_book_tearsheets(books, directory, run_name: str, benchmark: pd.Series | None = None,
+                          log=None) -> dict[str, str]:
+    """A tear sheet for every traded book of a run: ``tearsheet_<selection>_<book>.html``.
+
+    Parameters
+    ----------
+    books : dict
+        Selection -> ``{"baskets": frame, "books": {book: monthly returns}}``.
+    directory : path
+        Where the pages go.
+    run_name : str
+        Start of each page's title.
+    benchmark : pd.Series, optional
+        Monthly benchmark returns (default: each selection's equal-weight universe).
+    log : callable, optional
+        Called with one progress line per page.
+
+    Returns
+    -------
+    dict of str -> str
+        ``"<selection> / <book>"`` (with `` (no statistics: <reason>)`` for a degenerate
+        book, whose page says why) -> file name, for the report's links.
+    """
+    out = {}
+    for mode, block in books.items():
+        bench = benchmark if benchmark is not None else block["baskets"]["universe"]
+        for book, returns in (block.get("books") or {}).items():
+            name = f"tearsheet_{mode}_{book}.html"
+            write_tearsheet(returns, bench.reindex(returns.index), Path(directory) / name,
+                            f"{run_name}: {mode} selection, {book} book")
+            reason = degenerate_reason(returns)
+            out[f"{mode} / {book}" + (f" (no statistics: {reason})" if reason else "")] = name
+            if log is not None:
+                log(f"outputs: {name}" + (f" (no statistics: {reason})" if reason else ""))
+    return out
+
+
 def monthly_metrics_table(qs, book: pd.Series, bench: pd.Series | None, name: str,
                           benchmark_title: str | None) -> pd.DataFrame:
     """quantstats' key-metrics table (``qs.reports.metrics``, 12 periods) with the monthly rows only."""
