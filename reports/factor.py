@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from scipy import stats
 
+from .figures import _date_axis
 from .inputs import ReportError, date_code_index, require_columns
 
 MIN_STOCKS = 10
@@ -256,14 +257,10 @@ def ic_decay_figure(factor: pd.DataFrame) -> Figure:
     half = 1.96 * summary["std"] / np.sqrt(summary["n"].clip(lower=1))
     ax.bar(x, summary["mean"], color="#1f77b4", width=0.6)
     ax.errorbar(x, summary["mean"], yerr=half, fmt="none", ecolor="#444", capsize=4)
-    for xi, (_, row) in zip(x, summary.iterrows()):
-        ax.annotate(f"{row['mean']:.3f}\n({int(row['n'])} mo.)", (xi, 0), xytext=(0, -4),
-                    textcoords="offset points", ha="center", va="top", fontsize=8)
     ax.axhline(0, color="#444", lw=0.8)
     ax.set_xticks(x)
-    ax.set_xticklabels([_horizon(c) for c in summary.index])
-    bottom, top = ax.get_ylim()
-    ax.set_ylim(min(bottom, -0.35 * (top - bottom)), top)
+    ax.set_xticklabels([f"{_horizon(c)}\nmean {row['mean']:.3f}, {int(row['n'])} months"
+                        for c, row in summary.iterrows()])
     ax.set(title="IC decay: mean rank IC by horizon (95% interval)", xlabel="forward-return horizon",
            ylabel="mean rank IC")
     return fig
@@ -280,7 +277,7 @@ def rank_autocorrelation_figure(factor: pd.DataFrame) -> Figure:
         ax.axhline(auto.mean(), color="#d62728", ls="--", lw=1, label=f"mean {auto.mean():.2f}")
         ax.set_ylim(min(0.0, auto.min() - 0.05), 1.0)
         ax.legend(fontsize=8, loc="lower left")
-        fig.autofmt_xdate(rotation=45, ha="right")
+        _date_axis(ax, auto.index)
     ax.set(title="Score rank autocorrelation (1 month)", xlabel="decision month-end", ylabel="Spearman correlation")
     return fig
 

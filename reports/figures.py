@@ -82,10 +82,24 @@ def _history(history, columns, name="history") -> pd.DataFrame:
     return history
 
 
-def _headroom(ax, share: float = 0.3) -> None:
-    """Raise the top of the y axis so a legend in the upper corner covers no data."""
-    bottom, top = ax.get_ylim()
-    ax.set_ylim(bottom, top + share * (top - bottom))
+def _legend_outside(fig: Figure, ax, ncols: int = 3, **kw) -> None:
+    """The axes' legend below the plot (outside the data area), if it has entries."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(handles)), fontsize=8,
+                   frameon=False, **kw)
+
+
+def _date_axis(ax, dates, max_labels: int = 12) -> None:
+    """Month-end dates on a datetime x axis as 'YYYY-MM', at most ``max_labels`` of them, rotated."""
+    from matplotlib.dates import DateFormatter, MonthLocator
+
+    dates = pd.DatetimeIndex(dates)
+    months = max(1, (dates.max().year - dates.min().year) * 12 + dates.max().month - dates.min().month + 1) \
+        if len(dates) else 1
+    ax.xaxis.set_major_locator(MonthLocator(interval=max(1, int(np.ceil(months / max_labels))), bymonthday=-1))
+    ax.xaxis.set_major_formatter(DateFormatter("%Y-%m"))
+    ax.tick_params(axis="x", labelrotation=45)
 
 
 def _plot_series(ax, x, y, **kw) -> None:
@@ -108,7 +122,7 @@ def training_loss_figure(history: pd.DataFrame) -> Figure:
             i = int(np.nanargmin(best.to_numpy()))
             ax.axvline(x[i], color="#999", ls=":", lw=1, label=f"best validation loss ({best.iloc[i]:.3f})")
     ax.set(title="Training loss", xlabel=xlabel, ylabel="cross-entropy")
-    ax.legend(loc="upper right")
+    _legend_outside(fig, ax)
     return fig
 
 
@@ -117,17 +131,25 @@ def training_accuracy_figure(history: pd.DataFrame, study_band=STUDY_VALIDATION_
     history = _history(history, ["train_acc"])
     x, xlabel = _steps(history)
     fig, (ax,) = _figure()
-    if study_band is not None:
-        ax.axhspan(*study_band, color=COLORS["validation"], alpha=0.08,
-                   label=f"study's validation accuracy ({study_band[0]:.0%}-{study_band[1]:.0%})")
     _plot_series(ax, x, history["train_acc"], color=COLORS["train"], label="train")
     title = "Training accuracy"
     if "val_acc" in history and history["val_acc"].notna().any():
         _plot_series(ax, x, history["val_acc"], color=COLORS["validation"], label="validation")
         title += f" (last validation: {history['val_acc'].dropna().iloc[-1]:.1%})"
+    if study_band is not None:
+        band = f"study's validation accuracy ({study_band[0]:.0%}-{study_band[1]:.0%})"
+        top = np.nanmax(history[[c for c in ("train_acc", "val_acc") if c in history]].to_numpy(dtype=float))
+        if np.isfinite(top) and top >= study_band[0] - 0.15:  # near the data: draw the band itself
+            ax.axhspan(*study_band, color=COLORS["validation"], alpha=0.08, label=band)
+        else:  # far above the data: a band would squeeze the curves into a sliver; say where it is
+            ax.annotate(f"{band}: above this scale", xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, -4),
+                        textcoords="offset points", ha="center", va="top", fontsize=8, color=COLORS["validation"],
+                        arrowprops=None)
+            bottom, upper = ax.get_ylim()
+            ax.set_ylim(bottom, upper + 0.15 * (upper - bottom))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set(title=title, xlabel=xlabel, ylabel="accuracy")
-    ax.legend(loc="lower right")
+    _legend_outside(fig, ax)
     return fig
 
 
@@ -269,7 +291,7 @@ def _histogram_evolution(history, prefix, title) -> Figure:
              label=f"last ({xlabel} {x[-1]:g})")
     last.yaxis.set_major_formatter(PercentFormatter(1.0))
     last.set(title="first vs last evaluation", xlabel="value", ylabel="share")
-    last.legend(loc="best", fontsize=8)
+    _legend_outside(fig, last)
     return fig
 
 
@@ -295,8 +317,10 @@ def oos_accuracy_figure(monthly: pd.DataFrame, baseline: pd.DataFrame | None = N
             ax.plot(base.index, base, marker=".", ls=":", color=COLORS["baseline"],
                     label=f"baseline (mean {base.mean():.1%})")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        _headroom(ax, 0.35)
-        ax.legend(loc="upper left", fontsize=8, ncols=2)
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(max(0.0, bottom), min(1.0, top))
+        _date_axis(ax, data.index)
+        _legend_outside(fig, ax)
     ax.set(title="Out-of-sample accuracy by month", xlabel="decision month-end", ylabel="accuracy")
     return fig
 
@@ -321,8 +345,7 @@ def rank_ic_figure(monthly: pd.DataFrame, baseline: pd.DataFrame | None = None) 
                    color=COLORS[name], label=f"{name} (mean {values.mean():.3f})")
         ax.axhline(0, color="#444", lw=0.8)
         _month_ticks(ax, table.index)
-        _headroom(ax, 0.3)
-        ax.legend(loc="upper left", fontsize=8, ncols=3)
+        _legend_outside(fig, ax)
     ax.set(title="Monthly rank IC of p(up) - p(down) vs next-month return", xlabel="decision month-end",
            ylabel="Spearman correlation")
     return fig
@@ -345,9 +368,9 @@ def basket_nav_figure(baskets: pd.DataFrame, title: str) -> Figure:
                 ls="--" if name == "universe" else "-", label=f"{name} ({path.iloc[-1] - 1:+.1%})")
     ax.axhline(1.0, color="#999", lw=0.8)
     ax.set(title=title, xlabel="month-end", ylabel="NAV (start = 1)")
-    if ax.get_legend_handles_labels()[0]:
-        _headroom(ax, 0.3)
-        ax.legend(loc="upper left", fontsize=8, ncols=4)
+    if not baskets.empty:
+        _date_axis(ax, nav(baskets["universe"]).index)
+    _legend_outside(fig, ax, ncols=4)
     return fig
 
 
@@ -362,6 +385,7 @@ def long_short_nav_figure(high: pd.Series, low: pd.Series, title: str) -> Figure
         ax.plot(path.index, path, color=COLORS["model"], lw=2, label="long high / short low")
         ax.fill_between(path.index, 1.0, path, color=COLORS["model"], alpha=0.12)
         ax.axhline(1.0, color="#999", lw=0.8)
+        _date_axis(ax, path.index)
         title = f"{title}: cumulative excess {path.iloc[-1] - 1:+.2%}"
     ax.set(title=title, xlabel="month-end", ylabel="long/short NAV (start = 1)")
     return fig
@@ -376,13 +400,16 @@ def long_short_excess_figure(high: pd.Series, low: pd.Series, title: str) -> Fig
     else:
         stats = long_short(high, low)
         wins = int((excess > 0).sum())
+        if stats["degenerate"]:
+            title = f"{title}: {stats['degenerate']}"
         colors = np.where(excess > 0, COLORS["positive"], COLORS["negative"])
         ax.bar(np.arange(len(excess)), excess, color=colors)
         ax.axhline(0, color="#444", lw=0.8)
         _month_ticks(ax, excess.index)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        title = (f"{title}: monthly win rate {stats['monthly_win_rate']:.0%} "
-                 f"({wins}/{len(excess)} months), t = {stats['t_stat']:.2f}")
+        if not stats["degenerate"]:
+            title = (f"{title}: monthly win rate {stats['monthly_win_rate']:.0%} "
+                     f"({wins}/{len(excess)} months), t = {stats['t_stat']:.2f}")
     ax.set(title=title, xlabel="month-end (realised)", ylabel="high - low return")
     return fig
 
@@ -434,8 +461,8 @@ def factor_contribution_figure(contribution: pd.Series, styles: Mapping[str, lis
         ax.set_xticklabels(values.index, rotation=90, fontsize=10)
         ax.set_xlim(-0.6, len(values) - 0.4)
         present = list(dict.fromkeys(owner[f] for f in values.index))
-        ax.legend(handles=[Patch(color=colors[s], label=s) for s in present], loc="upper right", fontsize=8,
-                  ncols=2, title="style", title_fontsize=8)
+        ax.legend(handles=[Patch(color=colors[s], label=s) for s in present], loc="upper left", fontsize=8,
+                  bbox_to_anchor=(1.0, 1.0), title="style", title_fontsize=8)
     ax.grid(False, axis="x")
     ax.set(title="Factor contribution: sum of |input-layer weights|", ylabel="contribution")
     return fig

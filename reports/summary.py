@@ -199,6 +199,13 @@ def _num(value, digits: int = 2) -> str:
     return "&ndash;" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
+def _p(value) -> str:
+    """A p-value: three decimals, or '&lt; 0.001'."""
+    if value is None or pd.isna(value):
+        return "&ndash;"
+    return "&lt; 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def _get(doc: Mapping, *keys):
     for key in keys:
         if not isinstance(doc, Mapping) or key not in doc:
@@ -244,8 +251,12 @@ def _headline(doc: Mapping, top_pct: float) -> str:
         label = selection_label(mode, top_pct)
         ls = _get(doc, mode, "long_short") or {}
         for measure, reported, key, fmt in study.get(mode, ()):
-            rows.append((f"{label}: {measure}", reported, fmt(ls.get(key))))
-        rows.append((f"{label}: long/short t statistic ({ls.get('n_months', 0)} months)", "not reported",
+            value = fmt(ls.get(key))
+            if ls.get(key) is None and ls.get("degenerate"):
+                value = f"&ndash; ({_e(ls['degenerate'])})"
+            rows.append((f"{label}: {measure}", reported, value))
+        n = ls.get("n_months") or 0
+        rows.append((f"{label}: long/short t statistic ({n} month{'' if n == 1 else 's'})", "not reported",
                      _num(ls.get("t_stat"))))
     base, oracle = doc.get("baseline") or {}, doc.get("oracle") or {}
     rows += [
@@ -259,7 +270,7 @@ def _headline(doc: Mapping, top_pct: float) -> str:
     body = "".join(f"<tr><td>{m}</td><td>{s}</td><td class='num'>{r}</td></tr>" for m, s, r in rows)
     return ('<section id="headline"><h2>This run vs the study</h2>'
             '<table class="grid"><thead><tr><th>Measure</th><th>Study (Guosen report)</th>'
-            f"<th>This run</th></tr></thead><tbody>{body}</tbody></table>"
+            f'<th class="num">This run</th></tr></thead><tbody>{body}</tbody></table>'
             '<p class="note">Accuracy is the share of stock-months whose next-month class was predicted right; '
             "the no-skill reference always predicts each month's most frequent realised class. "
             "Long/short figures use the paper returns of the high and low baskets. A dash: not available "
@@ -310,10 +321,11 @@ def _factor_table(summary) -> str:
     for col, r in summary["rank_ic"].items():
         ic = _get(summary, "ic", col) or {}
         spread = _get(summary, "quantile_returns", col, "top_minus_bottom")
-        rows.append(f"<tr><td>{_e(col.removeprefix('fwd_').replace('m', ' month'))}</td>"
+        months = col.removeprefix("fwd_").removesuffix("m")
+        rows.append(f"<tr><td>{_e(months)} month{'' if months == '1' else 's'}</td>"
                     f"<td class='num'>{_num(r.get('n'), 0)}</td><td class='num'>{_num(r.get('mean'), 3)}</td>"
                     f"<td class='num'>{_num(r.get('std'), 3)}</td><td class='num'>{_num(r.get('ir'))}</td>"
-                    f"<td class='num'>{_num(r.get('t_stat'))}</td><td class='num'>{_num(r.get('p_value'), 3)}</td>"
+                    f"<td class='num'>{_num(r.get('t_stat'))}</td><td class='num'>{_p(r.get('p_value'))}</td>"
                     f"<td class='num'>{_num(ic.get('mean'), 3)}</td><td class='num'>{_pct(spread, 2)}</td></tr>")
     auto = summary.get("rank_autocorrelation_mean")
     return ('<p>The ranking score p_up &minus; p_down of every stock-month, with its forward returns and '
@@ -335,15 +347,24 @@ _BOOK_COLUMNS = (("n_months", "Months", lambda v: _num(v, 0)), ("n_empty_months"
 
 
 def _book_tables(doc: Mapping, top_pct: float) -> str:
-    head = "".join(f"<th>{label}</th>" for _, label, _ in _BOOK_COLUMNS)
+    head = "".join(f'<th class="num">{label}</th>' for _, label, _ in _BOOK_COLUMNS)
     rows, ls_rows = [], []
     for mode in doc.get("selections") or []:
         label = selection_label(mode, top_pct)
         for kind, group in (("basket (paper)", "baskets"), ("traded book", "books")):
             for name, m in (_get(doc, mode, group) or {}).items():
                 cells = "".join(f"<td class='num'>{fmt(m.get(key))}</td>" for key, _, fmt in _BOOK_COLUMNS)
+                if m.get("degenerate"):  # counts and cumulative return only: the rest would be noise
+                    cells = "".join(f"<td class='num'>{fmt(m.get(key))}</td>" for key, _, fmt in _BOOK_COLUMNS[:3])
+                    cells += (f"<td class='note' colspan='{len(_BOOK_COLUMNS) - 3}'>no statistics: "
+                              f"{_e(m['degenerate'])}</td>")
                 rows.append(f"<tr><td>{_e(label)}</td><td>{_e(name)}</td><td>{kind}</td>{cells}</tr>")
         ls = _get(doc, mode, "long_short") or {}
+        if ls.get("degenerate"):
+            ls_rows.append(f"<tr><td>{_e(label)}</td><td class='num'>{_num(ls.get('n_months'), 0)}</td>"
+                           f"<td class='num'>{_pct(ls.get('cum_excess'), 2)}</td>"
+                           f"<td class='note' colspan='3'>{_e(ls['degenerate'])}</td></tr>")
+            continue
         ls_rows.append(f"<tr><td>{_e(label)}</td><td class='num'>{_num(ls.get('n_months'), 0)}</td>"
                        f"<td class='num'>{_pct(ls.get('cum_excess'), 2)}</td>"
                        f"<td class='num'>{_pct(ls.get('mean_excess'), 2)}</td>"
@@ -357,8 +378,9 @@ def _book_tables(doc: Mapping, top_pct: float) -> str:
             "month in cash.</p>"
             f'<table class="grid"><thead><tr><th>Selection</th><th>Book</th><th>Kind</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>'
-            '<h3>Long/short (high &minus; low)</h3><table class="grid"><thead><tr><th>Selection</th><th>Months</th>'
-            "<th>Cumulative excess</th><th>Mean monthly excess</th><th>Monthly win rate</th><th>t statistic</th>"
+            '<h3>Long/short (high &minus; low)</h3><table class="grid"><thead><tr><th>Selection</th><th class="num">Months</th>'
+            '<th class="num">Cumulative excess</th><th class="num">Mean monthly excess</th>'
+            '<th class="num">Monthly win rate</th><th class="num">t statistic</th>'
             f'</tr></thead><tbody>{"".join(ls_rows)}</tbody></table></section>')
 
 
@@ -386,6 +408,8 @@ h2{font-size:19px;margin:36px 0 12px;padding-bottom:4px;border-bottom:1px solid 
 h3{font-size:15px;margin:20px 0 8px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
 table.grid{width:100%}table.grid th,table.grid td{border-bottom:1px solid #e5e5e5;padding:5px 8px;text-align:left}
+table.grid td.num,table.grid th.num,table.kv td.num{text-align:right}
+td.note{color:#8a5a00;font-style:italic}
 table.grid thead th{background:#f0f0f0;border-bottom:2px solid #ccc}
 table.kv th{text-align:left;padding:3px 16px 3px 0;vertical-align:top;white-space:nowrap;color:#555;font-weight:600}
 table.kv td{padding:3px 0}
