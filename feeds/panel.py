@@ -235,15 +235,16 @@ class Panel:
                              f"({int(mask.sum())} stock-month(s)): {why}{suffix}")
 
         with np.errstate(invalid="ignore"):
+            # prices first: a return derived from a bad price is not the root cause
+            if (bad := self.close <= 0).any():
+                first(bad, self.close, "'close' is", "prices must be positive")
+            if (bad := np.abs(self.close) > ABSURD).any():
+                first(bad, self.close, "'close' is", f"beyond {ABSURD:.0e}, an absurd price")
             ret = np.where(self.listed, self.ret, np.nan)
             if (bad := ret <= -1.0).any():
                 first(bad, ret, "'ret' is", "a stock cannot lose 100% or more in a month (returns in percent?)")
             if (bad := np.abs(ret) > ABSURD_RETURN).any():
                 first(bad, ret, "'ret' is", f"a monthly return beyond ±{ABSURD_RETURN:.0f} (×100%) is not data")
-            if (bad := self.close <= 0).any():
-                first(bad, self.close, "'close' is", "prices must be positive")
-            if (bad := np.abs(self.close) > ABSURD).any():
-                first(bad, self.close, "'close' is", f"beyond {ABSURD:.0e}, an absurd price")
             if self.mcap is not None:
                 if (bad := self.mcap <= 0).any():
                     first(bad, self.mcap, "'mcap' is", "market caps must be positive")
@@ -397,6 +398,10 @@ class Panel:
                 i = int(np.flatnonzero(absurd)[0])
                 raise PanelError(f"factor '{col}' is {df[col].iloc[i]:.6g} in row {i} ({int(absurd.sum())} value(s) "
                                  f"beyond ±{ABSURD:.0e}): a unit or sentinel mistake, not data ({source})")
+        if "close" in df.columns and (bad := df["close"] <= 0).any():  # before returns are derived from it
+            i = int(np.flatnonzero(bad)[0])
+            raise PanelError(f"'close' is {df['close'].iloc[i]:.6g} in row {i} ({int(bad.sum())} row(s)): "
+                             f"prices must be positive ({source})")
         df = df.sort_values(["date", "code"], kind="stable")
         dates = pd.DatetimeIndex(df["date"].unique())
         codes = pd.Index(sorted(df["code"].unique()), dtype=object)
@@ -426,9 +431,12 @@ class Panel:
             if flag in df.columns:
                 flags[flag] = dense(df[flag].fillna(False).astype(bool).to_numpy(), False, bool)
         mcap = dense(df["mcap"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "mcap" in df else None
-        return cls(dates=dates, codes=codes, factors=fac, factor_names=factors, ret=ret, close=close,
-                   listed=listed, industry=industry, industries=industries,
-                   styles={k: list(v) for k, v in (styles or {}).items()}, mcap=mcap, **flags)
+        try:
+            return cls(dates=dates, codes=codes, factors=fac, factor_names=factors, ret=ret, close=close,
+                       listed=listed, industry=industry, industries=industries,
+                       styles={k: list(v) for k, v in (styles or {}).items()}, mcap=mcap, **flags)
+        except PanelError as exc:  # validate() knows the column, date or code; add the file
+            raise PanelError(f"{exc} ({source})") from None
 
     def __repr__(self) -> str:
         span = f"{self.dates[0]:%Y-%m}..{self.dates[-1]:%Y-%m}" if self.T else "empty"
