@@ -5,8 +5,14 @@ month-ends 2016-04 .. 2017-03, returns realised 2016-05 .. 2017-04) on the embed
 A-share market, next to Backtrader's own SharpeRatio, DrawDown, TimeReturn and PyFolio
 analyzers and the plugin's BasketReturns and PredictionLog.
 
-    python examples/plain_backtrader.py                   # trains a small LSTM first; ~1 min
-    python examples/plain_backtrader.py --model model.pt  # or serves a trained checkpoint
+    python examples/plain_backtrader.py                   # small market and LSTM: about a minute
+    python examples/plain_backtrader.py --model model.pt --stocks 0   # a trained model, default market
+
+By default a small market (200 stocks at the start, 2013-01 .. 2017-04) and a small LSTM
+(``signals.quick.train_quick``, 60 steps): about a minute on this project's 2-core machine
+when it is busy (most of it importing torch and training). ``--stocks 0`` is the default market
+(about 3,100 stock feeds): generating it takes seconds, the backtest about half a minute plus
+the model's predictions (``benchmarks/feed_strategy.py --oos``).
 """
 from __future__ import annotations
 
@@ -29,35 +35,32 @@ import pandas as pd  # noqa: E402
 import feeds  # noqa: E402
 import signals  # noqa: E402
 import strategies  # noqa: E402
+from signals.quick import train_quick  # noqa: E402
 
 START, END = "2016-04", "2017-04"  # first and last decision month-end (the last only closes the book)
-
-
-def small_signal(panel, steps: int) -> signals.SignalModel:
-    """A small LSTM on the seed's training window, quick enough for an example."""
-    result = signals.fit(panel, "2007-05", "2016-04",
-                         model=signals.ModelConfig(hidden=32, layers=1),
-                         train_config=signals.TrainConfig(steps=steps, progress=False),
-                         baseline=False, progress=False)
-    print(f"trained {result.signal} (validation accuracy {result.validation_accuracy:.3f})")
-    return result.signal
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="LSTMTercileStrategy in a plain Cerebro")
     parser.add_argument("--model", help="a SignalModel checkpoint (default: train a small one)")
-    parser.add_argument("--steps", type=int, default=40, help="training steps of the small model")
+    parser.add_argument("--steps", type=int, default=60, help="training steps of the small model")
+    parser.add_argument("--stocks", type=int, default=200, help="stocks at the market's start (0: default market)")
     args = parser.parse_args(argv)
 
-    panel = feeds.make_market(seed=0).panel
-    signal = signals.SignalModel.load(args.model) if args.model else small_signal(panel, args.steps)
+    size = dict(n_stocks=args.stocks, start="2013-01", end="2017-04") if args.stocks else {}
+    panel = feeds.make_market(seed=0, **size).panel
+    if args.model:
+        signal = signals.SignalModel.load(args.model)
+    else:
+        signal = train_quick(panel, "2014-01", "2016-03", steps=args.steps)  # labels end before START
+        print(f"trained {signal}")
 
     cerebro = bt.Cerebro(stdstats=False)  # thousands of feeds: no per-feed observers
     cerebro.broker.setcash(100_000_000.0)
     cerebro.broker.addcommissioninfo(strategies.AShareCommission())  # 0.03% (min 5), 0.1% duty
     cerebro.addstrategy(strategies.LSTMTercileStrategy, signal=signal,
                         selection="top_pct", top_pct=0.30, book="long_short")
-    stocks = feeds.add_panel_feeds(cerebro, panel, start=START, end=END)  # + 23 warm-up months
+    stocks = feeds.add_panel_feeds(cerebro, panel, start=START, end=END)  # window-1 history months
 
     cerebro.addanalyzer(bt.analyzers.TimeReturn, timeframe=bt.TimeFrame.Months, _name="monthly")
     cerebro.addanalyzer(bt.analyzers.SharpeRatio, timeframe=bt.TimeFrame.Months, riskfreerate=0.0,
@@ -70,8 +73,8 @@ def main(argv=None) -> int:
     print(f"running {len(stocks)} stock feeds, decisions {START} .. {END} ...")
     strategy = cerebro.run()[0]
 
-    # The warm-up months are part of the run (flat NAV), so Backtrader's analyzers see them:
-    # slice the monthly returns to the months after the first decision.
+    # The history months before START are handed to the strategy, not streamed: Backtrader's
+    # analyzers start at START, whose month is flat (the book is formed at its close).
     first = pd.Timestamp(START) + pd.offsets.MonthEnd(0)
     monthly = pd.Series(strategy.analyzers.monthly.get_analysis())
     monthly.index = pd.DatetimeIndex(monthly.index)
@@ -79,7 +82,7 @@ def main(argv=None) -> int:
     print("\nlong/short book, monthly returns (TimeReturn):")
     print(book.round(4).to_string())
     print(f"cumulative {(1 + book).prod() - 1:+.2%}, monthly win rate {(book > 0).mean():.0%}")
-    print(f"SharpeRatio (annualised, whole run incl. warm-up): "
+    print(f"SharpeRatio (annualised, decision months): "
           f"{strategy.analyzers.sharpe.get_analysis()['sharperatio']:.2f}")
     print(f"DrawDown max: {strategy.analyzers.drawdown.get_analysis().max.drawdown:.2f}%")
     returns, positions, transactions, _ = strategy.analyzers.pyfolio.get_pf_items()

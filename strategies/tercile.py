@@ -88,9 +88,12 @@ class LSTMTercileStrategy(bt.Strategy):
       - ``top_pct`` (default: ``0.30``): basket share for ``'top_pct'``
       - ``book`` (default: ``'high'``): what to hold: ``'high'``, ``'neutral'``,
         ``'low'`` (long-only baskets) or ``'long_short'`` (long ``high`` and short
-        ``low``, each side at ``gross / 2``); only ``'long_short'`` sells short
+        ``low``, each side at ``gross / 2``; a stock in both baskets, possible with
+        ``'top_pct'``, is left out of both); only ``'long_short'`` sells short
       - ``weighting`` (default: ``'equal'``): equal weights within a basket
-      - ``gross`` (default: ``1.0``): target gross exposure as a share of the broker value
+      - ``gross`` (default: ``1.0``): target gross exposure as a share of the broker value:
+        at most 1 for a long-only book (the broker lends no cash), at most 2 for
+        ``'long_short'`` (``gross / 2`` long, ``gross / 2`` short)
       - ``lot`` (default: ``100``): board lot; target positions are rounded toward zero
         to whole lots (``0``: fractional shares)
       - ``rebalance`` (default: ``1``): months between trades (``'monthly'`` = 1); the
@@ -102,7 +105,10 @@ class LSTMTercileStrategy(bt.Strategy):
         the next month-end: a one-month execution lag)
       - ``start`` (default: ``None``): first month-end to decide at; earlier snapshots are
         warm-up. ``None``: the ``tradestart`` of the panel feeds (see
-        :func:`feeds.add_panel_feeds`), else as soon as ``window`` months are streamed
+        :func:`feeds.add_panel_feeds`), else as soon as ``window`` months are streamed.
+        A setting that gives no decision at all raises :class:`StrategyParamError` (panel
+        feeds, at the start of the run); a first decision later than ``start``, a run without
+        decision and orders the broker rejected warn (:class:`StrategyWarning`)
       - ``industries`` (default: ``None``): industry names for the ``industry`` line of
         feeds other than :class:`feeds.PanelFeed` (which carry their own)
 
