@@ -13,6 +13,7 @@ or 143, and leaves no staging or cache debris.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -61,6 +62,24 @@ def _on_signal(signum, frame):
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+@contextlib.contextmanager
+def signals_raise():
+    """Within: SIGINT raises ``KeyboardInterrupt`` and SIGTERM raises :class:`Terminated`, once
+    each run, so both go through the same cleanup (staging and cache debris removed); the
+    previous handlers come back after. Only in the main thread and when SIGINT has Python's
+    default handler (not when embedded in a program that handles signals itself)."""
+    _on_signal.fired = False
+    handlers = {}
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -68,21 +87,14 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    _on_signal.fired = False
-    handlers = {}
-    if (threading.current_thread() is threading.main_thread()  # signals only reach the main thread
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # not when embedded elsewhere
-        handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _main(args)
+        with signals_raise():
+            return _main(args)
     except KeyboardInterrupt as exc:  # from the first moment on: imports take seconds
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"error: {what}; no run directory was written and no cache entry was left half-written",
               file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
 
 
 def _main(args) -> int:

@@ -9,6 +9,7 @@ import pytest
 import run_backtest
 from feeds.synthetic import make_market
 from feeds.panel import save_panel
+from pipeline.output import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -121,6 +122,7 @@ def test_missing_config_file(tmp_path, capsys):
 def test_bad_panel_file_is_named_and_an_earlier_run_is_untouched(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
+    (out / MARKER).write_text('{"tool": "lstm-tercile"}')  # an earlier run of this tool
     (out / "metrics.json").write_text('{"earlier": true}')
     panel = make_market(seed=0, n_stocks=40, start="2010-01", end="2014-12").panel
     frame = panel.to_frame().reset_index()
