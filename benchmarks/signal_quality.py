@@ -1,147 +1,194 @@
-"""Signal quality on the synthetic market: the figures of issue 3's "Done when".
+"""Signal quality across synthetic markets: what the LSTM is worth next to the baselines.
 
-Trains the LSTM and the last-snapshot logistic baseline with the study's settings
-(train 2007-05..2016-04, 24-month windows, 2 x 400 LSTM, batch 1000, Adam 1e-3, 10%
-validation) under one or both validation protocols, predicts the out-of-sample year
-2016-05..2017-04 through ``SignalModel.predict_panel`` and prints, per protocol:
-validation accuracy, OOS accuracy next to its no-skill reference, OOS mean IC / rank
-IC / ICIR, the IC efficiency of both models against the oracle (same months, same
-stocks), and seconds per 100 training steps.
+For each market seed it trains, on the same samples and split, the LSTM (or an ensemble of
+``--ensemble`` training seeds), the last-snapshot logistic regression and the linear rank
+composite, under one or more protocols:
 
-    python benchmarks/signal_quality.py                       # defaults, both protocols
-    python benchmarks/signal_quality.py --validation random --steps 100
-    python benchmarks/signal_quality.py --n-stocks 300 --hidden 64 --steps 50   # quick look
+* ``study``: the Guosen protocol (random 10% validation split, a fixed budget of
+  ``--study-steps`` = the study's 100 iterations), train 2007-05..2016-04, out of sample
+  2016-05..2017-04;
+* ``honest``: the same dates, but a purged time split (the last 12 months of the training
+  window) and early stopping with best-state restore on the validation rank IC;
+* ``walk-forward``: the honest training, retrained every ``--retrain-every`` months over
+  the return months ``--wf-start``..2017-04 (≥ 60 months), each fold on data before it.
 
-Timings depend on the load of the machine (our 2 cores are shared): read them as
-indicative.
+Per market and protocol it prints each model's validation rank IC (the only figure any
+setting may be chosen by), out-of-sample rank IC and IC efficiency (model rank IC ÷ the
+oracle's, same months and stocks), then mean ± std over markets, and the LSTM's margin over
+the better baseline. ``--validation-only`` skips every out-of-sample figure: that is the mode
+for choosing settings (docs/signals.md, "Model selection").
+
+    python benchmarks/signal_quality.py --market-seeds 0 1 2 3 4 --protocol study honest walk-forward
+    python benchmarks/signal_quality.py --market-seeds 0 --protocol honest --validation-only --hidden 32 64 128
+    python benchmarks/signal_quality.py --n-stocks 300 --hidden 16 --max-steps 50   # a quick look
+
+Training is deterministic for a seed; timings depend on the machine's load.
 """
 from __future__ import annotations
 
+import argparse
+import itertools
+import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
-import argparse
-import json
-import resource
-import time
+import numpy as np
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from feeds.synthetic import make_market
-from signals import (LabelConfig, ModelConfig, PreprocessConfig, TrainConfig, WindowConfig, evaluate_predictions,
-                     fit)
+from signals import (LabelConfig, ModelConfig, PreprocessConfig, TrainConfig, WalkForwardConfig, WalkForwardSignal,
+                     WindowConfig, evaluate_predictions, fit, fold_plan)
+
+MODELS = ("lstm", "logistic", "composite")
+STUDY_DATES = ("2007-05", "2016-04", "2016-05", "2017-04")
 
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="market seed")
-    parser.add_argument("--train-seed", type=int, default=0, help="training seed")
+    parser.add_argument("--market-seeds", type=int, nargs="+", default=[0], help="synthetic market seeds")
+    parser.add_argument("--train-seed", type=int, default=0, help="training seed (the first of an ensemble)")
+    parser.add_argument("--protocol", nargs="+", choices=("study", "honest", "walk-forward"), default=["honest"])
     parser.add_argument("--n-stocks", type=int, default=1300, help="stocks at the start (1300 = default market)")
-    parser.add_argument("--share", type=float, nargs=3, metavar=("LINEAR", "NONLINEAR", "SEQUENCE"),
-                        help="variance shares of mu (default: the market's 0.5 0.2 0.3)")
-    parser.add_argument("--train-start", default="2007-05")
-    parser.add_argument("--train-end", default="2016-04")
-    parser.add_argument("--oos-start", default="2016-05")
-    parser.add_argument("--oos-end", default="2017-04")
-    parser.add_argument("--validation", choices=("random", "time", "both"), default="both")
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--epochs", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
-    parser.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
-    parser.add_argument("--patience", type=int, default=None)
-    parser.add_argument("--hidden", type=int, default=ModelConfig.hidden)
-    parser.add_argument("--layers", type=int, default=ModelConfig.layers)
-    parser.add_argument("--dropout", type=float, default=ModelConfig.dropout)
-    parser.add_argument("--window", type=int, default=WindowConfig.window)
-    parser.add_argument("--labels", choices=("fixed", "tercile"), default=LabelConfig.kind)
-    parser.add_argument("--excess", action="store_true", help="label the return in excess of the cross-section")
-    parser.add_argument("--neutralize", default=PreprocessConfig.neutralize)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
-    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64], help="LSTM units per layer (a list compares)")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--labels", nargs="+", default=["fixed"],
+                        help="fixed, fixed-excess, tercile (a list compares)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--ensemble", type=int, default=1)
+    parser.add_argument("--study-steps", type=int, default=100, help="the study protocol's fixed budget")
+    parser.add_argument("--max-steps", type=int, default=1000, help="the honest protocols' budget (early stopping)")
+    parser.add_argument("--patience", type=int, default=10, help="evaluations without a better validation rank IC")
+    parser.add_argument("--eval-every", type=int, default=20)
+    parser.add_argument("--eval-samples", type=int, default=10000)
+    parser.add_argument("--retrain-every", type=int, default=12)
+    parser.add_argument("--wf-start", default="2012-05", help="first return month of the walk-forward")
+    parser.add_argument("--validation-only", action="store_true", help="no out-of-sample figure at all")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     parser.add_argument("--progress", action="store_true")
-    parser.add_argument("--curve", action="store_true",
-                        help="also print the LSTM's OOS figures at every evaluation (a learning curve)")
-    parser.add_argument("--eval-samples", type=int, default=TrainConfig.eval_samples)
-    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--json", help="also write every figure to this file")
     return parser.parse_args(argv)
 
 
-def run(args, protocol: str, market) -> dict:
-    panel = market.panel
-    train_config = TrainConfig(steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               eval_every=args.eval_every, eval_samples=args.eval_samples,
-                               patience=args.patience, validation=protocol,
-                               seed=args.train_seed, progress=args.progress)
-    labels = LabelConfig(kind=args.labels, excess=args.excess)
-    oos = panel.slice(args.oos_start, args.oos_end).dates
-    curve = []
+def label_config(name: str) -> LabelConfig:
+    kinds = {"fixed": LabelConfig(), "fixed-excess": LabelConfig(excess=True), "tercile": LabelConfig(kind="tercile")}
+    if name not in kinds:
+        raise SystemExit(f"error: unknown --labels {name!r} (one of {', '.join(kinds)})")
+    return kinds[name]
 
-    def on_evaluate(step, signal):
-        figures = evaluate_predictions(signal.predict_panel(panel, oos), panel, labels, oracle=market.oracle)
-        curve.append({"step": step, **figures})
-        print(f"   [curve] step {step:4d}: OOS accuracy {figures['oos_accuracy']:.4f}, rank IC "
-              f"{figures['rank_ic_mean']:.4f}, IC efficiency {figures['ic_efficiency']:.3f}", flush=True)
 
-    result = fit(panel, args.train_start, args.train_end, window=WindowConfig(window=args.window),
-                 preprocess=PreprocessConfig(neutralize=args.neutralize), labels=labels,
-                 model=ModelConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout),
-                 train_config=train_config, baseline=not args.no_baseline,
-                 on_evaluate=on_evaluate if args.curve else None)
-    out = {"protocol": protocol, "samples": result.samples, "best_step": result.train_result.best_step,
-           "steps": result.train_result.timings["steps"],
-           "seconds_per_100_steps": result.timings["seconds_per_100_steps"],
-           "train_seconds": result.timings["train"], "preprocess_seconds": result.timings["preprocess"],
-           "baseline_seconds": result.timings["baseline"], "curve": curve,
-           "history": result.history[["step", "train_loss", "train_acc", "val_loss", "val_acc"]].to_dict("list")}
-    models = {"lstm": (result.signal, result.validation_accuracy)}
-    if result.baseline is not None:
-        models["baseline"] = (result.baseline, result.baseline_validation_accuracy)
-    for name, (signal, val_acc) in models.items():
-        start = time.perf_counter()
-        predictions = signal.predict_panel(panel, oos)
-        seconds = time.perf_counter() - start
-        figures = evaluate_predictions(predictions, panel, labels, oracle=market.oracle)
-        out[name] = {"validation_accuracy": val_acc, "predict_seconds": seconds, **figures}
+def train_config(args, protocol: str) -> TrainConfig:
+    if protocol == "study":
+        return TrainConfig(steps=args.study_steps, validation="random", batch_size=args.batch_size, lr=args.lr,
+                           eval_every=args.eval_every, seed=args.train_seed, ensemble=args.ensemble,
+                           progress=args.progress)
+    return TrainConfig(steps=args.max_steps, validation="time", select="rank_ic", patience=args.patience,
+                       eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
+                       lr=args.lr, seed=args.train_seed, ensemble=args.ensemble, progress=args.progress)
+
+
+def fit_fold(panel, start, end, args, protocol, hidden, labels):
+    result = fit(panel, start, end, window=WindowConfig(), preprocess=PreprocessConfig(), labels=labels,
+                 model=ModelConfig(hidden=hidden, layers=args.layers, dropout=args.dropout),
+                 train_config=train_config(args, protocol))
+    served = {"lstm": result.signal, "logistic": result.baseline, "composite": result.composite}
+    validation = {"lstm": result.validation["lstm"], "logistic": result.validation["baseline"],
+                  "composite": result.validation["composite"]}
+    return served, validation, {"best_step": result.train_result.best_step,
+                                "steps": result.train_result.timings["steps"],
+                                "seconds": result.timings["train"]}
+
+
+def run_protocol(market, args, protocol: str, hidden: int, labels_name: str) -> dict:
+    panel, labels = market.panel, label_config(labels_name)
+    train_start, train_end, test_start, test_end = STUDY_DATES
+    if protocol == "walk-forward":
+        first_test = pd.Timestamp(args.wf_start) + pd.offsets.MonthEnd(0)
+        train_end = f"{first_test - pd.offsets.MonthEnd(1):%Y-%m}"
+        folds = fold_plan(train_start, train_end, args.wf_start, test_end, WalkForwardConfig(args.retrain_every))
+    else:
+        folds = fold_plan(train_start, train_end, test_start, test_end, WalkForwardConfig(12))[:1]
+    served = {m: [] for m in MODELS}
+    val = {m: [] for m in MODELS}
+    fold_info = []
+    for fold in folds:
+        models, validation, info = fit_fold(panel, fold.train_start, fold.train_end, args, protocol, hidden, labels)
+        for m in MODELS:
+            served[m].append((fold.first_decision, models[m]))
+            val[m].append(validation[m]["rank_ic"])
+        fold_info.append({"fold": fold.describe(), **info})
+        print(f"   {fold.describe()}: best step {info['best_step']} of {info['steps']} ({info['seconds']:.0f} s); "
+              f"validation rank IC " + ", ".join(f"{m} {validation[m]['rank_ic']:.4f}" for m in MODELS), flush=True)
+    out = {"protocol": protocol, "hidden": hidden, "labels": labels_name, "folds": fold_info}
+    decisions = panel.dates[(panel.dates >= folds[0].first_decision) & (panel.dates <= folds[-1].last_decision)]
+    for m in MODELS:
+        figures = {"validation_rank_ic": float(np.mean(val[m]))}
+        if not args.validation_only:
+            predictions = WalkForwardSignal(served[m]).predict_panel(panel, decisions)
+            full = evaluate_predictions(predictions, panel, labels, oracle=market.oracle)
+            figures.update({k: full[k] for k in ("rank_ic_mean", "ic_mean", "icir", "ic_efficiency", "oos_accuracy",
+                                                 "no_skill", "ic_months")})
+        out[m] = figures
     return out
 
 
-def report(out: dict) -> None:
-    print(f"\n== validation protocol: {out['protocol']}  (samples {out['samples']}, steps {out['steps']}, "
-          f"best step {out['best_step']})")
-    print(f"   seconds per 100 training steps: {out['seconds_per_100_steps']:.1f}   "
-          f"(training {out['train_seconds']:.1f} s, baseline {out['baseline_seconds']:.1f} s, "
-          f"preprocess {out['preprocess_seconds']:.2f} s)")
-    print(f"   {'model':9s} {'val acc':>8s} {'OOS acc':>8s} {'no-skill':>8s} {'IC':>7s} {'rank IC':>8s} "
-          f"{'ICIR':>6s} {'oracle':>7s} {'IC eff':>7s} {'predict s':>9s}")
-    for name in ("lstm", "baseline"):
-        if name in out:
-            m = out[name]
-            print(f"   {name:9s} {m['validation_accuracy']:8.4f} {m['oos_accuracy']:8.4f} {m['no_skill']:8.4f} "
-                  f"{m['ic_mean']:7.4f} {m['rank_ic_mean']:8.4f} {m['icir']:6.2f} {m['oracle_rank_ic']:7.4f} "
-                  f"{m['ic_efficiency']:7.3f} {m['predict_seconds']:9.1f}")
+def print_result(seed: int, out: dict, validation_only: bool) -> None:
+    print(f"== market {seed}, {out['protocol']}, hidden {out['hidden']}, labels {out['labels']}")
+    for m in MODELS:
+        f = out[m]
+        line = f"   {m:10s} validation rank IC {f['validation_rank_ic']:7.4f}"
+        if not validation_only:
+            line += (f"   OOS rank IC {f['rank_ic_mean']:7.4f} over {f['ic_months']} months, IC efficiency "
+                     f"{f['ic_efficiency']:6.3f}, accuracy {f['oos_accuracy']:.3f} (no-skill {f['no_skill']:.3f})")
+        print(line, flush=True)
+
+
+def summary(results: list[dict], validation_only: bool) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        for m in MODELS:
+            rows.append({"protocol": r["protocol"], "hidden": r["hidden"], "labels": r["labels"], "model": m,
+                         "seed": r["seed"], **r[m]})
+    frame = pd.DataFrame(rows)
+    keys = ["validation_rank_ic"] + ([] if validation_only else ["rank_ic_mean", "ic_efficiency"])
+    table = frame.groupby(["protocol", "hidden", "labels", "model"], sort=False)[keys].agg(["mean", "std", "min"])
+    return table
 
 
 def main(argv=None):
     args = parse(argv)
     torch.set_num_threads(args.threads)
-    overrides = {"n_stocks": args.n_stocks}
-    if args.share:
-        overrides.update(share_linear=args.share[0], share_nonlinear=args.share[1], share_sequence=args.share[2])
-    start = time.perf_counter()
-    market = make_market(args.seed, **overrides)
-    print(f"market: {market.panel} ({time.perf_counter() - start:.1f} s); settings: {vars(args)}")
-    protocols = ("random", "time") if args.validation == "both" else (args.validation,)
     results = []
-    for protocol in protocols:
-        results.append(run(args, protocol, market))
-        report(results[-1])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak memory of this process: {peak:.0f} MB; total {time.perf_counter() - start:.0f} s")
+    started = time.perf_counter()
+    for seed in args.market_seeds:
+        t0 = time.perf_counter()
+        market = make_market(seed, n_stocks=args.n_stocks)
+        print(f"market {seed}: {market.panel} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        for protocol, hidden, labels in itertools.product(args.protocol, args.hidden, args.labels):
+            out = run_protocol(market, args, protocol, hidden, labels)
+            out["seed"] = seed
+            print_result(seed, out, args.validation_only)
+            results.append(out)
+    table = summary(results, args.validation_only)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print(f"\n== mean, std and min over market seeds {args.market_seeds} "
+              f"({time.perf_counter() - started:.0f} s in all)\n{table}")
+    if not args.validation_only:
+        for (protocol, hidden, labels), group in pd.DataFrame(
+                [{"protocol": r["protocol"], "hidden": r["hidden"], "labels": r["labels"], "seed": r["seed"],
+                  "margin": r["lstm"]["ic_efficiency"] - max(r["logistic"]["ic_efficiency"],
+                                                             r["composite"]["ic_efficiency"])}
+                 for r in results]).groupby(["protocol", "hidden", "labels"], sort=False):
+            print(f"   {protocol}, hidden {hidden}, {labels}: LSTM IC efficiency minus the better baseline's, "
+                  f"per market: {', '.join(f'{m:+.3f}' for m in group['margin'])}")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"settings": vars(args), "results": results}, handle, indent=2)
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from signals import LabelConfig, ModelConfig, PreprocessConfig, SignalModel, TrainConfig, WindowConfig, fit
+from signals import (LabelConfig, ModelConfig, PreprocessConfig, SignalModel, TrainConfig, WalkForwardConfig,
+                     WindowConfig, fit)
 from signals.checkpoint import library_versions, panel_fingerprint
 from signals.diagnostics import factor_contribution
 
@@ -32,6 +33,7 @@ from signals.checkpoint import torch_save_atomic
 
 from .config import ConfigError, RunConfig, dump_config, register_section
 from .data import RunData, load_data
+from .walkforward import folds, save_signal, served_model, train_signals, walk_forward, yearly_table
 from .output import (RunDirectory, check_output, fingerprint, os_error, publishable, remove_stale,
                      staging_directory, unlock, write_atomic)
 
@@ -44,9 +46,11 @@ USER_ERRORS = (UserError,)
 SIGNAL_SECTIONS = {"window": WindowConfig, "preprocess": PreprocessConfig, "labels": LabelConfig,
                    "model": ModelConfig, "train": TrainConfig}
 MANAGED = {"train": {"seed": "the top-level 'seed'", "device": "the top-level 'device'", "progress": "--quiet"},
-           "model": {"n_factors": "the data", "kind": "the run (it trains the LSTM and the baseline)"}}
+           "model": {"n_factors": "the data", "kind": "the run (it trains the LSTM and the baselines)",
+                     "members": "train.ensemble"}}
 for _name, _cls in SIGNAL_SECTIONS.items():
     register_section(_name, _cls, MANAGED.get(_name))
+register_section("walk_forward", WalkForwardConfig)
 
 
 class Log:
@@ -98,8 +102,9 @@ class Log:
 class SignalBundle:
     """The trained models and what training left for the report."""
 
-    signal: SignalModel
+    signal: SignalModel  # or a signals.WalkForwardSignal: one model per fold
     baseline: SignalModel
+    composite: SignalModel | None = None
     training: dict = field(default_factory=dict)  # history, snapshots, validation figures
     cached: bool = False
     key: str = ""
@@ -158,11 +163,13 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
         "snapshots": result.train_result.snapshots,
         "validation_accuracy": result.validation_accuracy,
         "baseline_validation_accuracy": result.baseline_validation_accuracy,
+        "validation": result.validation, "best_step": result.train_result.best_step,
         "samples": result.samples, "timings": result.timings,
     }
     _store_entry(cache_root, key, {"model.pt": result.signal.save, "baseline.pt": result.baseline.save,
+                                   "composite.pt": result.composite.save,
                                    "training.pt": lambda path: _save_training(training, path)}, replace=stale)
-    return SignalBundle(result.signal, result.baseline, training, cached=False, key=key)
+    return SignalBundle(result.signal, result.baseline, result.composite, training, cached=False, key=key)
 
 
 CACHE_ENTRY = "entry.json"  # {"key": ..., "files": {name: sha256}} inside every cache entry
@@ -185,11 +192,12 @@ def _load_entry(cache: Path, key: str) -> SignalBundle:
         raise CheckpointError(f"no valid {CACHE_ENTRY} ({type(exc).__name__})") from None
     if entry.get("key") != key:
         raise CheckpointError(f"it holds the model of key {entry.get('key')!r}, not {key}")
-    for name in ("model.pt", "baseline.pt", "training.pt"):
+    for name in ("model.pt", "baseline.pt", "composite.pt", "training.pt"):
         if name not in files or _sha256(cache / name) != files[name]:
             raise CheckpointError(f"{name} is not the file that was cached under this key")
     return SignalBundle(SignalModel.load(cache / "model.pt"), SignalModel.load(cache / "baseline.pt"),
-                        _load_training(cache / "training.pt"), cached=True, key=key)
+                        SignalModel.load(cache / "composite.pt"), _load_training(cache / "training.pt"),
+                        cached=True, key=key)
 
 
 def _store_entry(cache_root: Path, key: str, writers: dict, replace: bool = False) -> None:
@@ -262,9 +270,10 @@ def decision_dates(config: RunConfig, panel) -> pd.DatetimeIndex:
 
 
 def predict_offline(bundle: SignalBundle, data: RunData, dates) -> dict[str, pd.DataFrame]:
-    """Offline predictions of the LSTM and the baseline on the decision months."""
+    """Offline predictions of the LSTM and the baselines on the decision months."""
     return {"model": bundle.signal.predict_panel(data.panel, dates),
-            "baseline": bundle.baseline.predict_panel(data.panel, dates)}
+            "baseline": bundle.baseline.predict_panel(data.panel, dates),
+            "composite": bundle.composite.predict_panel(data.panel, dates)}
 
 
 def run_backtests(config: RunConfig, data: RunData, signal, dates, log: Log) -> dict:
@@ -342,6 +351,17 @@ def labelled_predictions(frame: pd.DataFrame, data: RunData, labels: LabelConfig
     return out
 
 
+def lstm_margin(model: dict, logistic: dict, composite: dict) -> dict:
+    """The LSTM's out-of-sample rank IC (and IC efficiency) minus the better baseline's."""
+    out = {}
+    for key in ("rank_ic_mean", "ic_efficiency"):
+        base = max((b.get(key, np.nan) for b in (logistic, composite)), key=lambda v: -np.inf if np.isnan(v) else v)
+        out[key] = float(model.get(key, np.nan) - base)
+    out["better_baseline"] = "composite" if composite.get("rank_ic_mean", -np.inf) >= logistic.get(
+        "rank_ic_mean", -np.inf) else "logistic"
+    return out
+
+
 def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
     """The headline table (this run vs the study) printed at the end of a run."""
     def pct(x):
@@ -354,12 +374,17 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
     rows = [("validation accuracy", pct(doc.get("validation_accuracy")), STUDY["validation_accuracy"]),
             ("OOS accuracy (no-skill)", f"{pct(first.get('oos_accuracy'))} ({pct(first.get('no_skill_accuracy'))})",
              STUDY["oos_accuracy"]),
-            ("OOS mean rank IC (baseline)",
-             f"{num(first.get('rank_ic_mean'))} ({num(doc['baseline'].get('rank_ic_mean'))})", "-")]
+            ("OOS mean rank IC (logistic; rank composite)",
+             f"{num(first.get('rank_ic_mean'))} ({num(doc['baseline'].get('rank_ic_mean'))}; "
+             f"{num((doc.get('composite') or {}).get('rank_ic_mean'))})", "-")]
     if doc["oracle"].get("ic_efficiency") is not None:
-        rows.append(("IC efficiency vs oracle (baseline)",
-                     f"{num(doc['oracle']['ic_efficiency'], '.2f')} ({num(doc['baseline'].get('ic_efficiency'), '.2f')})",
-                     "-"))
+        rows.append(("IC efficiency vs oracle (logistic; rank composite)",
+                     f"{num(doc['oracle']['ic_efficiency'], '.2f')} ({num(doc['baseline'].get('ic_efficiency'), '.2f')}; "
+                     f"{num((doc.get('composite') or {}).get('ic_efficiency'), '.2f')})", "-"))
+    if doc.get("validation") and doc["validation"].get("lstm"):
+        rows.insert(1, ("validation rank IC (logistic; rank composite)",
+                        "; ".join(num((doc["validation"].get(m) or {}).get("rank_ic"))
+                                  for m in ("lstm", "baseline", "composite")).replace("; ", " (", 1) + ")", "-"))
     for mode in doc["selections"]:
         ls = doc[mode]["long_short"]
         rows.append((f"{mode}: long/short cum excess", pct(ls.get("cum_excess")),
@@ -410,7 +435,7 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
 
     t0 = time.perf_counter()
     cache_root = Path(config.output.cache_dir)
-    bundle = train_or_load(config, data, retrain, not log.progress, log, cache_root if cache_root.is_absolute()
+    bundle = train_signals(config, data, retrain, not log.progress, log, cache_root if cache_root.is_absolute()
                            else root / cache_root)
     timings["train"] = time.perf_counter() - t0
     log(f"model: {'loaded' if bundle.cached else 'trained'} ({timings['train']:.1f} s)")
@@ -430,6 +455,7 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
     labels = s["labels"]
     model_stats = prediction_metrics(offline["model"], data.panel, labels, oracle=data.oracle)
     base_stats = prediction_metrics(offline["baseline"], data.panel, labels, oracle=data.oracle)
+    composite_stats = prediction_metrics(offline["composite"], data.panel, labels, oracle=data.oracle)
     timings["total_before_outputs"] = time.perf_counter() - started
     doc = metrics_document({m: b["baskets"] for m, b in books.items()}, model_stats,
                            books={m: b["books"] for m, b in books.items()}, baseline=base_stats,
@@ -437,8 +463,17 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
     gaps = {m: online_offline_gap(b["predictions"], offline["model"]) for m, b in books.items()}
     doc["checks"] = {"online_offline_max_abs_diff": max(gaps.values()),
                      "model_cached": bundle.cached, "model_key": bundle.key}
+    doc["composite"] = composite_stats
+    doc["validation"] = training.get("validation")
+    doc["lstm_margin"] = lstm_margin(model_stats, base_stats, composite_stats)
     doc["training"] = {"baseline_validation_accuracy": training.get("baseline_validation_accuracy"),
-                       "samples": training.get("samples"), "timings": training.get("timings")}
+                       "samples": training.get("samples"), "timings": training.get("timings"),
+                       "best_step": training.get("best_step"), "folds": training.get("folds")}
+    if walk_forward(config) is not None:
+        monthly = {name: monthly_prediction_stats(offline[key], data.panel, labels, oracle=data.oracle)
+                   for name, key in (("lstm", "model"), ("baseline", "baseline"), ("composite", "composite"))}
+        doc["walk_forward"] = {"folds": [f.describe() for f in folds(config)],
+                               "by_year": yearly_table(monthly, {m: b["baskets"] for m, b in books.items()})}
     doc["data"] = data.report
     doc["protocol"] = {"decisions": [f"{dates[0]:%Y-%m-%d}", f"{dates[-1]:%Y-%m-%d}"],
                        "execution": config.backtest.execution,
@@ -446,7 +481,7 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
 
     with RunDirectory(output) as staging:
         (staging / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-        bundle.signal.save(staging / "model.pt")
+        save_signal(bundle.signal, staging)
         labelled_predictions(offline["model"], data, labels).to_csv(staging / "predictions.csv",
                                                                     float_format="%.6g")
         series_models = {"lstm" if name == "model" else name: monthly_prediction_stats(
@@ -463,7 +498,7 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
             baskets={m: b["baskets"] for m, b in books.items()},
             prediction=series_models["lstm"], baseline=series_models.get("baseline"),
             history=training.get("history"), snapshots=training.get("snapshots"),
-            contribution=factor_contribution(bundle.signal), styles=data.panel.styles,
+            contribution=factor_contribution(served_model(bundle.signal)), styles=data.panel.styles,
             top_pct=config.backtest.top_pct, factor=factor)
         save_figures(figures, staging / "figures")
         log(f"outputs: figures/ ({len(figures)} figures)")

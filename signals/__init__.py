@@ -15,25 +15,28 @@ The submodules keep their own names (``signals.preprocess.preprocess``,
 ``signals`` never imports backtrader.
 """
 from .checkpoint import CheckpointError
+from .composite import factor_rank_ics, fit_composite
 from .diagnostics import factor_contribution, permutation_importance, style_contribution
 from .evaluate import (accuracy_summary, confusion_matrix, evaluate_predictions, ic_efficiency, ic_summary,
                        information_coefficients, monthly_accuracy)
 from .fit import FitError, FitResult, fit
 from .labels import CLASSES, LabelConfig, LabelError, make_labels
-from .model import LastSnapshotLogistic, LSTMClassifier, ModelConfig, ModelError
+from .model import Ensemble, LastSnapshotLogistic, LSTMClassifier, ModelConfig, ModelError, RankComposite
 from .preprocess import PreprocessConfig, PreprocessError, preprocess_panel
 from .serve import SignalError, SignalModel
 from .train import TrainConfig, TrainError
+from .walkforward import Fold, WalkForwardConfig, WalkForwardError, WalkForwardSignal, fold_plan
 from .windows import WindowConfig, WindowDataset, WindowError
 
 __all__ = [
     "SignalModel", "CLASSES", "fit", "FitResult",
+    "WalkForwardSignal", "WalkForwardConfig", "Fold", "fold_plan",
     "PreprocessConfig", "LabelConfig", "WindowConfig", "ModelConfig", "TrainConfig",
     "preprocess_panel", "make_labels", "WindowDataset",
-    "LSTMClassifier", "LastSnapshotLogistic",
+    "LSTMClassifier", "LastSnapshotLogistic", "RankComposite", "Ensemble", "fit_composite", "factor_rank_ics",
     "accuracy_summary", "monthly_accuracy", "confusion_matrix", "information_coefficients", "ic_summary",
     "ic_efficiency", "evaluate_predictions",
     "factor_contribution", "style_contribution", "permutation_importance",
     "CheckpointError", "SignalError", "FitError", "PreprocessError", "LabelError", "WindowError",
-    "ModelError", "TrainError",
+    "ModelError", "TrainError", "WalkForwardError",
 ]

@@ -54,7 +54,7 @@ def permutation_importance(signal: SignalModel, dataset: WindowDataset, by: str 
     ----------
     signal : SignalModel
     dataset : WindowDataset
-        Labelled samples, normally ``FitResult.validation``.
+        Labelled samples, normally ``FitResult.validation_set``.
     by : {'factor', 'style'}
         Permute one factor at a time, or all factors of a style together.
     max_samples : int

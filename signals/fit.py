@@ -1,26 +1,31 @@
 """``fit``: the whole training pipeline, panel in, served models out.
 
 preprocess (per month-end cross-section) → labels (next month's return class) →
-lazy windows → validation split → train the LSTM → train the last-snapshot logistic
-baseline on the very same samples and split → wrap both as :class:`SignalModel`.
+lazy windows → validation split → train the LSTM (``train.ensemble`` seeds) → train the
+last-snapshot logistic baseline and fit the linear rank composite on the very same
+samples and split → wrap each as :class:`SignalModel`.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import torch
 
 from feeds.errors import UserError
 from feeds.panel import Panel, month_end
 
 from .checkpoint import panel_fingerprint
-from .labels import LabelConfig, make_labels
-from .model import ModelConfig
+from .composite import fit_composite
+from .labels import NO_LABEL, LabelConfig, make_labels
+from .model import Ensemble, ModelConfig
 from .preprocess import PreprocessConfig, preprocess_panel
+from .ranking import mean_rank_ic
 from .serve import SignalModel
-from .train import TrainConfig, TrainResult, evaluate, train
+from .train import TrainConfig, TrainResult, _loss_accuracy, predict_logits, train
 from .windows import WindowConfig, WindowDataset, history_length, sample_index
 
 
@@ -35,9 +40,15 @@ class FitResult:
     Attributes
     ----------
     signal : SignalModel
-        The trained LSTM (last state, or best validation state with early stopping).
+        The trained LSTM (last state, or best validation state with early stopping);
+        with ``train.ensemble > 1`` the average of that many training seeds.
     baseline : SignalModel or None
         The last-snapshot multinomial logistic regression, same samples and split.
+    composite : SignalModel or None
+        The linear rank composite (:mod:`signals.composite`) fitted on the training split.
+    validation : dict
+        ``{model: {"loss", "accuracy", "rank_ic"}}`` on the whole validation set for
+        ``lstm``, ``baseline`` and ``composite`` (the composite has no loss or accuracy).
     history, baseline_history : DataFrame
         Training history per evaluation (see :class:`signals.train.TrainResult`).
     validation_accuracy, baseline_validation_accuracy : float
@@ -48,10 +59,11 @@ class FitResult:
         ``seconds_per_100_steps`` of the LSTM.
     samples : dict
         Counts: ``train``, ``validation``, ``purged``.
-    validation : WindowDataset
+    validation_set : WindowDataset
         The validation samples over the preprocessed training panel (for
         :func:`signals.diagnostics.permutation_importance`).
     train_result, baseline_result : TrainResult
+        The (first member's) training record.
     """
 
     signal: SignalModel
@@ -64,9 +76,11 @@ class FitResult:
     baseline_validation_loss: float | None
     timings: dict
     samples: dict
-    validation: WindowDataset = field(repr=False)
+    validation_set: WindowDataset = field(repr=False)
     train_result: TrainResult = field(repr=False)
     baseline_result: TrainResult | None = field(default=None, repr=False)
+    composite: SignalModel | None = None
+    validation: dict = field(default_factory=dict)
 
 
 BASELINE_EPOCHS = 4.0
@@ -85,7 +99,7 @@ def default_baseline_train(config: TrainConfig) -> TrainConfig:
 def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = None,
         preprocess: PreprocessConfig | None = None, labels: LabelConfig | None = None,
         model: ModelConfig | None = None, train_config: TrainConfig | None = None,
-        baseline: TrainConfig | bool = True, progress: bool | None = None,
+        baseline: TrainConfig | bool = True, composite: bool = True, progress: bool | None = None,
         config: dict | None = None, on_evaluate=None) -> FitResult:
     """Train the LSTM signal (and the baseline) on ``panel`` between two dates.
 
@@ -103,6 +117,8 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
     baseline : TrainConfig or bool
         Train the logistic baseline: ``True`` with :func:`default_baseline_train`,
         a TrainConfig for its own budget, ``False`` to skip it.
+    composite : bool
+        Fit the linear rank composite baseline.
     progress : bool, optional
         Overrides ``train_config.progress`` (the CLI passes ``not --quiet``).
     config : dict, optional
@@ -149,6 +165,11 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
     train_pos, val_pos, purged = split_validation(t, train_config, window)
     full = WindowDataset(values, t, i, window, history=history, labels=label_grid)
     train_set, val_set = full.subset(train_pos), full.subset(val_pos)
+    # The outcome of a sample is its next-month return; labels stop at train_end, so do these.
+    outcome = np.full(label_grid.shape, np.nan)
+    outcome[:-1] = train_panel.ret[1:]
+    outcome[label_grid == NO_LABEL] = np.nan
+    val_returns = outcome[t[val_pos], i[val_pos]]
 
     meta = {"train_start": start.strftime("%Y-%m-%d"), "train_end": end.strftime("%Y-%m-%d"),
             "seed": train_config.seed, "fingerprint": panel_fingerprint(train_panel),
@@ -158,14 +179,31 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
     callback = None
     if on_evaluate is not None:
         def callback(step, module):
-            on_evaluate(step, SignalModel(module, model, window, preprocess, labels, panel.factor_names,
-                                          panel.styles, meta))
+            # A copy: SignalModel serves from the CPU, and the module being trained may be on CUDA.
+            on_evaluate(step, SignalModel(copy.deepcopy(module), model, window, preprocess, labels,
+                                          panel.factor_names, panel.styles, meta))
     t0 = time.perf_counter()
-    module, result = train(model, train_set, val_set, train_config, desc="train lstm", on_evaluate=callback)
+    members, results = [], []
+    for k in range(train_config.ensemble):
+        member_config = replace(train_config, seed=train_config.seed + k)
+        desc = "train lstm" if train_config.ensemble == 1 else f"train lstm {k + 1}/{train_config.ensemble}"
+        module, member_result = train(model, train_set, val_set, member_config, desc=desc,
+                                      on_evaluate=callback if k == 0 else None, val_returns=val_returns)
+        members.append(module)
+        results.append(member_result)
+    result = results[0]
+    served_model = model
+    if len(members) > 1:
+        served_model = replace(model, members=len(members))
+        module = Ensemble(served_model, members).eval()
     train_seconds = time.perf_counter() - t0
-    val_loss, val_acc = _validation(module, val_set, result)
-    signal = SignalModel(module, model, window, preprocess, labels, panel.factor_names, panel.styles,
-                         _meta(meta, train_config, result, val_loss, val_acc))
+    validation = {"lstm": _validation(module, val_set, val_returns)}
+    lstm_meta = _meta(meta, train_config, result, validation["lstm"])
+    if len(members) > 1:
+        lstm_meta["members"] = [{"seed": train_config.seed + k, "best_step": r.best_step,
+                                 "validation_rank_ic": r.best_val_rank_ic} for k, r in enumerate(results)]
+    signal = SignalModel(module, served_model, window, preprocess, labels, panel.factor_names, panel.styles,
+                         lstm_meta)
 
     base = base_result = None
     base_loss = base_acc = None
@@ -179,21 +217,36 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
         # on one-month views of the same samples: same split, 1/window of the gathering.
         base_train, base_val = train_set.last_month(), val_set.last_month()
         t0 = time.perf_counter()
-        base_module, base_result = train(base_model, base_train, base_val, base_config, desc="train baseline")
+        base_module, base_result = train(base_model, base_train, base_val, base_config, desc="train baseline",
+                                         val_returns=val_returns)
         baseline_seconds = time.perf_counter() - t0
-        base_loss, base_acc = _validation(base_module, base_val, base_result)
+        validation["baseline"] = _validation(base_module, base_val, val_returns)
         base = SignalModel(base_module, base_model, window, preprocess, labels, panel.factor_names,
-                           panel.styles, _meta(meta, base_config, base_result, base_loss, base_acc))
+                           panel.styles, _meta(meta, base_config, base_result, validation["baseline"]))
+        base_loss, base_acc = validation["baseline"]["loss"], validation["baseline"]["accuracy"]
+
+    rank_model = None
+    if composite:
+        rank_preprocess = replace(preprocess, rank=True)
+        ranks = preprocess_panel(train_panel, rank_preprocess)
+        rank_config = replace(model, kind="composite", members=1)
+        rank_module, ics = fit_composite(ranks, outcome, t[train_pos], i[train_pos], rank_config)
+        val_score = ranks[t[val_pos], i[val_pos]].astype(np.float64) @ rank_module.weight.double().numpy()
+        validation["composite"] = {"loss": float("nan"), "accuracy": float("nan"),
+                                   "rank_ic": mean_rank_ic(val_score, val_returns, t[val_pos])}
+        rank_model = SignalModel(rank_module, rank_config, window, rank_preprocess, labels, panel.factor_names,
+                                 panel.styles, {**meta, "factor_rank_ic": dict(zip(panel.factor_names, map(float, ics))),
+                                                "validation_rank_ic": validation["composite"]["rank_ic"]})
 
     timings = {"preprocess": preprocess_seconds, "train": train_seconds, "baseline": baseline_seconds,
                "seconds_per_100_steps": result.timings["seconds_per_100_steps"],
                "total": time.perf_counter() - started}
     return FitResult(signal=signal, baseline=base, history=result.history,
                      baseline_history=None if base_result is None else base_result.history,
-                     validation_accuracy=val_acc, baseline_validation_accuracy=base_acc,
-                     validation_loss=val_loss, baseline_validation_loss=base_loss, timings=timings,
-                     samples=dict(meta["samples"]), validation=val_set, train_result=result,
-                     baseline_result=base_result)
+                     validation_accuracy=validation["lstm"]["accuracy"], baseline_validation_accuracy=base_acc,
+                     validation_loss=validation["lstm"]["loss"], baseline_validation_loss=base_loss, timings=timings,
+                     samples=dict(meta["samples"]), validation_set=val_set, train_result=result,
+                     baseline_result=base_result, composite=rank_model, validation=validation)
 
 
 def split_validation(t: np.ndarray, config: TrainConfig, window: WindowConfig) -> tuple[np.ndarray, np.ndarray, int]:
@@ -220,16 +273,19 @@ def split_validation(t: np.ndarray, config: TrainConfig, window: WindowConfig) -
     return np.flatnonzero(train_mask), val, int(n - len(val) - train_mask.sum())
 
 
-def _validation(module, val_set: WindowDataset, result: TrainResult) -> tuple[float, float]:
-    """Loss and accuracy of the returned state on the whole validation set (reused when already known)."""
-    if result.validated_on_all and np.isfinite(result.best_val_loss):
-        return result.best_val_loss, result.best_val_acc
-    return evaluate(module, val_set)
+def _validation(module, val_set: WindowDataset, val_returns: np.ndarray) -> dict:
+    """Loss, accuracy and mean monthly rank IC of a trained module on the whole validation set."""
+    logits = predict_logits(module, val_set)
+    loss, accuracy = _loss_accuracy(logits, val_set)
+    probs = torch.softmax(logits, dim=1).numpy()
+    return {"loss": loss, "accuracy": accuracy,
+            "rank_ic": mean_rank_ic(probs[:, 2] - probs[:, 0], val_returns, val_set.t.numpy())}
 
 
-def _meta(meta: dict, config: TrainConfig, result: TrainResult, loss: float, accuracy: float) -> dict:
+def _meta(meta: dict, config: TrainConfig, result: TrainResult, validation: dict) -> dict:
     history = result.history
-    return {**meta, "train": config.to_dict(), "validation_loss": loss, "validation_accuracy": accuracy,
+    return {**meta, "train": config.to_dict(), "validation_loss": validation["loss"],
+            "validation_accuracy": validation["accuracy"], "validation_rank_ic": validation["rank_ic"],
             "best_step": result.best_step, "stopped_early": result.stopped_early, "timings": dict(result.timings),
             "history": {c: history[c].astype(float).tolist() for c in history.columns},
             "snapshots": [{"step": s["step"], "weight": s["weight"], "bias": s["bias"]} for s in result.snapshots]}

@@ -1,6 +1,6 @@
-"""The torch modules: the seed's LSTM classifier and the last-snapshot logistic baseline.
+"""The torch modules: the seed's LSTM classifier, the last-snapshot baselines, ensembles.
 
-Both map a batch of windows ``x [B, window, F]`` (and optional ``lengths [B]`` for
+All map a batch of windows ``x [B, window, F]`` (and optional ``lengths [B]`` for
 padded histories, listed months first) to 3 logits in :data:`signals.labels.CLASSES`
 order, so one training loop, one checkpoint format and one ``SignalModel`` serve both.
 """
@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from feeds.errors import UserError
 
-MODEL_KINDS = ("lstm", "logistic")
+MODEL_KINDS = ("lstm", "logistic", "composite")
 
 
 class ModelError(UserError):
@@ -27,8 +27,9 @@ class ModelConfig:
 
     Parameters
     ----------
-    kind : {'lstm', 'logistic'}
-        ['lstm'] :class:`LSTMClassifier`; 'logistic' is :class:`LastSnapshotLogistic`.
+    kind : {'lstm', 'logistic', 'composite'}
+        ['lstm'] :class:`LSTMClassifier`; 'logistic' is :class:`LastSnapshotLogistic`;
+        'composite' is :class:`RankComposite` (fitted by :mod:`signals.composite`, not trained).
     n_factors : int
         [48] input features per month (set from the panel by :func:`signals.fit`).
     hidden : int
@@ -39,6 +40,8 @@ class ModelConfig:
         [0.0] dropout between LSTM layers and before the output layer (the seed uses none).
     n_classes : int
         [3] output classes.
+    members : int
+        [1] models averaged by an :class:`Ensemble` (set by ``train.ensemble``).
     """
 
     kind: str = "lstm"
@@ -47,6 +50,7 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.0
     n_classes: int = 3
+    members: int = 1
 
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
@@ -54,6 +58,8 @@ class ModelConfig:
         if self.n_factors < 1 or self.hidden < 1 or self.layers < 1 or self.n_classes < 2:
             raise ModelError(f"model sizes must be positive (n_factors={self.n_factors}, "
                              f"hidden={self.hidden}, layers={self.layers}, n_classes={self.n_classes})")
+        if self.members < 1:
+            raise ModelError(f"an ensemble needs at least one member, got {self.members}")
         if not 0.0 <= self.dropout < 1.0:
             raise ModelError(f"model.dropout must lie in [0, 1), got {self.dropout}")
 
@@ -106,17 +112,70 @@ class LastSnapshotLogistic(nn.Module):
         self.linear = nn.Linear(config.n_factors, config.n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.linear(self.last_month(x, lengths))
+
+    @staticmethod
+    def last_month(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, F]``: each window's last listed month."""
         if lengths is None:
-            last = x[:, -1]
-        else:
-            last = x[torch.arange(x.shape[0], device=x.device), lengths.to(x.device) - 1]
-        return self.linear(last)
+            return x[:, -1]
+        return x[torch.arange(x.shape[0], device=x.device), lengths.to(x.device) - 1]
 
     def input_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weights ``[classes, F]`` and biases ``[classes]``."""
         return self.linear.weight, self.linear.bias
 
 
+class RankComposite(nn.Module):
+    """The linear rank composite: ``s = Σ_f w_f · rank_f`` of the last listed month.
+
+    Its inputs are cross-sectional ranks (``PreprocessConfig(rank=True)``) and its
+    weights the factors' mean training-window rank ICs (:func:`signals.composite.fit_composite`),
+    so each factor enters signed and weighted by how well it ranked stocks in training. The
+    logits ``(-s, 0, s) · scale`` make ``p_up - p_down`` increase with ``s``: a score, not a
+    calibrated classifier.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("weight", torch.zeros(config.n_factors))
+        self.register_buffer("scale", torch.ones(()))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        s = LastSnapshotLogistic.last_month(x, lengths) @ self.weight * self.scale
+        return torch.stack([-s, torch.zeros_like(s), s], dim=1)
+
+    def input_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights ``[1, F]`` and a zero bias ``[1]``."""
+        return self.weight[None], torch.zeros(1, device=self.weight.device)
+
+
+class Ensemble(nn.Module):
+    """The average of its members' probabilities, returned as log-probabilities.
+
+    ``softmax`` of the output is the mean of the members' softmax outputs, so an ensemble
+    is served exactly like a single model.
+    """
+
+    def __init__(self, config: ModelConfig, members: list[nn.Module] | None = None):
+        super().__init__()
+        self.config = config
+        single = ModelConfig(**{**config.to_dict(), "members": 1})
+        self.members = nn.ModuleList(members or [_SINGLE[config.kind](single) for _ in range(config.members)])
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x, lengths), dim=1) for m in self.members]).mean(0)
+        return torch.log(probs.clamp_min(1e-12))
+
+    def input_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first member's input layer (the figures show one model)."""
+        return self.members[0].input_layer()
+
+
+_SINGLE = {"lstm": LSTMClassifier, "logistic": LastSnapshotLogistic, "composite": RankComposite}
+
+
 def build_model(config: ModelConfig) -> nn.Module:
-    """The module ``config.kind`` names."""
-    return {"lstm": LSTMClassifier, "logistic": LastSnapshotLogistic}[config.kind](config)
+    """The module ``config.kind`` names (an :class:`Ensemble` of them when ``members > 1``)."""
+    return Ensemble(config) if config.members > 1 else _SINGLE[config.kind](config)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .ranking import cross_sectional_ranks
+
 from feeds.errors import UserError
 
 WINSORIZE = ("mad", "percentile", "none")
@@ -65,6 +67,10 @@ class PreprocessConfig:
         mean); cells of stocks not listed are also set to it.
     min_stocks : int
         [3] a (month, factor) cross-section with fewer observed values is filled.
+    rank : bool
+        [False] end by replacing each value with its rank in the cross-section, scaled
+        to [-1, 1] (missing values get 0, the middle): the inputs of the linear rank
+        composite baseline (:mod:`signals.composite`).
     """
 
     winsorize: str = "mad"
@@ -74,6 +80,7 @@ class PreprocessConfig:
     restandardize: bool = True
     fill_value: float = 0.0
     min_stocks: int = 3
+    rank: bool = False
 
     def __post_init__(self):
         if self.winsorize not in WINSORIZE:
@@ -176,6 +183,8 @@ def preprocess(factors: np.ndarray, listed: np.ndarray, industry: np.ndarray | N
         if config.restandardize:
             _zscore(x, weight, count, centred=True)
 
+    if config.rank:
+        x = cross_sectional_ranks(x, ~hidden)
     if config.fill_value != 0.0:
         np.copyto(x, np.float32(config.fill_value), where=hidden)
     thin = count < config.min_stocks

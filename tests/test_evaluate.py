@@ -131,11 +131,11 @@ def test_permutation_importance_finds_the_only_factor_the_model_reads(fitted):
         signal.module.linear.weight.zero_()
         signal.module.linear.weight[2, 3] = 5.0  # the model reads factor 3 only
     name = signal.factor_names[3]
-    table = permutation_importance(signal, fitted.validation, by="factor", max_samples=500, seed=1)
+    table = permutation_importance(signal, fitted.validation_set, by="factor", max_samples=500, seed=1)
     assert len(table) == len(signal.factor_names)
     assert abs(table.loc[name, "loss_increase"]) > 1e-3  # shuffling the one factor read changes the loss
     assert (table.drop(name)["loss_increase"].abs() < 1e-6).all()  # shuffling any other does nothing
-    by_style = permutation_importance(signal, fitted.validation, by="style", max_samples=500)
+    by_style = permutation_importance(signal, fitted.validation_set, by="style", max_samples=500)
     style = next(s for s, m in signal.styles.items() if name in m)
     assert abs(by_style.loc[style, "loss_increase"]) > 1e-3
     assert (by_style.drop(style)["loss_increase"].abs() < 1e-6).all()

@@ -1,0 +1,211 @@
+"""Honest model selection, ensembles, the rank composite and walk-forward (SPEC §5)."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from feeds.synthetic import make_market
+from signals import (LabelConfig, ModelConfig, PreprocessConfig, SignalModel, TrainConfig, WalkForwardConfig,
+                     WalkForwardSignal, WindowConfig, fit, fold_plan)
+from signals.ranking import cross_sectional_ranks, grouped_rank_ic
+from signals.serve import SignalError
+from signals.walkforward import WalkForwardError
+
+WINDOW = WindowConfig(window=6)
+SMALL = ModelConfig(hidden=8, layers=1)
+
+
+def honest(**kw):
+    base = dict(steps=30, batch_size=128, eval_every=5, eval_samples=0, validation="time", val_months=6,
+                select="rank_ic", patience=3, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def market():
+    return make_market(2, n_stocks=150, start="2010-01", end="2014-12")
+
+
+@pytest.fixture(scope="module")
+def fitted(market):
+    return fit(market.panel, "2011-01", "2013-06", window=WINDOW, model=SMALL, train_config=honest())
+
+
+# ------------------------------------------------------------------ selection on validation data
+def test_rank_ic_selection_restores_the_best_validation_state(fitted):
+    history = fitted.history
+    assert "val_rank_ic" in history.columns
+    scored = history.dropna(subset=["val_rank_ic"])
+    best = scored.loc[scored["val_rank_ic"].idxmax()]
+    assert fitted.train_result.best_step == int(best["step"])
+    # The restored state is the best one: its rank IC on the whole validation set (here the
+    # evaluations use all of it) is the history's maximum.
+    assert fitted.validation["lstm"]["rank_ic"] == pytest.approx(best["val_rank_ic"], abs=1e-9)
+    assert fitted.signal.meta["validation_rank_ic"] == pytest.approx(best["val_rank_ic"], abs=1e-9)
+
+
+def test_a_larger_budget_does_not_change_an_early_stopped_model(market):
+    kw = dict(window=WINDOW, model=SMALL, baseline=False, composite=False)
+    short = fit(market.panel, "2011-01", "2013-06", train_config=honest(steps=60, lr=0.01, patience=2), **kw)
+    assert short.train_result.stopped_early
+    longer = fit(market.panel, "2011-01", "2013-06", train_config=honest(steps=600, lr=0.01, patience=2), **kw)
+    for key, value in short.signal.module.state_dict().items():
+        assert torch.equal(value, longer.signal.module.state_dict()[key]), key
+
+
+def test_time_validation_is_carved_from_the_training_window_and_purged(fitted):
+    samples = fitted.samples
+    assert samples["purged"] > 0 and samples["validation"] > 0
+    val_months = np.unique(fitted.validation_set.t.numpy())
+    assert len(val_months) == 6
+
+
+def test_selection_needs_validation_returns():
+    from signals.train import TrainError, train
+    from signals.windows import WindowDataset
+    values = np.zeros((8, 20, 3), dtype=np.float32)
+    data = WindowDataset(values, np.full(20, 7), np.arange(20), WindowConfig(window=2),
+                         labels=np.zeros((8, 20), dtype=np.int64))
+    with pytest.raises(TrainError, match="next-month returns"):
+        train(ModelConfig(n_factors=3, hidden=4, layers=1), data, data, honest())
+
+
+# ------------------------------------------------------------------ rank composite
+def test_cross_sectional_ranks_span_minus_one_to_one_and_ignore_missing():
+    x = np.array([[[3.0], [1.0], [np.nan], [2.0]]], dtype=np.float32)
+    observed = np.isfinite(x)
+    r = cross_sectional_ranks(np.nan_to_num(x), observed)
+    assert r[0, :, 0].tolist() == [1.0, -1.0, 0.0, 0.0]
+
+
+def test_grouped_rank_ic_matches_a_per_month_spearman():
+    rng = np.random.default_rng(0)
+    s, o = rng.normal(size=300), rng.normal(size=300)
+    g = np.repeat([0, 1, 2], 100)
+    ic = grouped_rank_ic(s, o, g)
+    for k in range(3):
+        expected = pd.Series(s[g == k]).corr(pd.Series(o[g == k]), method="spearman")
+        assert ic.iloc[k] == pytest.approx(expected)
+
+
+def test_composite_weights_follow_the_factors_training_ics(market, fitted):
+    composite = fitted.composite
+    assert composite.kind == "composite" and composite.preprocess_config.rank
+    ics = composite.meta["factor_rank_ic"]
+    weight = composite.module.weight.numpy()
+    assert np.sign(weight).tolist() == np.sign([ics[f] for f in composite.factor_names]).tolist()
+    assert np.abs(weight).sum() == pytest.approx(1.0, abs=1e-6)
+    # A score, served like any model, that ranks out-of-sample stocks better than chance.
+    frame = composite.predict_panel(market.panel, market.panel.dates[-12:-1])
+    assert set(frame.columns) >= {"p_down", "p_neutral", "p_up"}
+    from signals import evaluate_predictions
+    assert evaluate_predictions(frame, market.panel)["rank_ic_mean"] > 0
+
+
+def test_composite_and_ensemble_checkpoints_round_trip(tmp_path, market, fitted):
+    path = fitted.composite.save(tmp_path / "composite.pt")
+    again = SignalModel.load(path)
+    dates = market.panel.dates[-3:]
+    pd.testing.assert_frame_equal(again.predict_panel(market.panel, dates),
+                                  fitted.composite.predict_panel(market.panel, dates))
+
+
+# ------------------------------------------------------------------ ensembles
+def test_an_ensemble_averages_the_probabilities_of_consecutive_training_seeds(tmp_path, market):
+    kw = dict(window=WINDOW, model=SMALL, baseline=False, composite=False)
+    pair = fit(market.panel, "2011-01", "2013-06", train_config=honest(ensemble=2, seed=5), **kw)
+    one = fit(market.panel, "2011-01", "2013-06", train_config=honest(seed=5), **kw)
+    two = fit(market.panel, "2011-01", "2013-06", train_config=honest(seed=6), **kw)
+    history = market.panel.take(rows=slice(30, 36))
+    expected = (one.signal.predict(history) + two.signal.predict(history)) / 2
+    np.testing.assert_allclose(pair.signal.predict(history), expected, atol=1e-6, equal_nan=True)
+    assert pair.signal.model_config.members == 2 and len(pair.signal.meta["members"]) == 2
+    loaded = SignalModel.load(pair.signal.save(tmp_path / "ensemble.pt"))
+    np.testing.assert_array_equal(loaded.predict(history), pair.signal.predict(history))
+
+
+def test_the_learning_curve_callback_gets_a_copy_not_the_training_module(market):
+    seen = []
+
+    def on_evaluate(step, signal):
+        seen.append(signal.module)
+
+    result = fit(market.panel, "2011-01", "2013-06", window=WINDOW, model=SMALL, baseline=False, composite=False,
+                 train_config=honest(steps=10, patience=None), on_evaluate=on_evaluate)
+    assert seen and all(m is not result.signal.module for m in seen)
+
+
+# ------------------------------------------------------------------ walk-forward
+def test_fold_plan_covers_the_test_months_once_with_training_before_each_fold():
+    folds = fold_plan("2007-05", "2012-04", "2012-05", "2017-04", WalkForwardConfig(retrain_every=12))
+    assert len(folds) == 5
+    decided = pd.DatetimeIndex([d for f in folds for d in pd.date_range(f.first_decision, f.last_decision,
+                                                                        freq="ME")])
+    assert decided.is_unique and len(decided) == 60
+    assert decided[0] == pd.Timestamp("2012-04-30") and decided[-1] == pd.Timestamp("2017-03-31")
+    for f in folds:
+        assert f.train_end <= f.first_decision  # labels realised by the first decision
+        assert f.train_start == pd.Timestamp("2007-05-31")
+    rolling = fold_plan("2007-05", "2012-04", "2012-05", "2017-04", WalkForwardConfig(12, "rolling"))
+    assert [f.train_start.year for f in rolling] == [2007, 2008, 2009, 2010, 2011]
+    assert fold_plan("2007-05", "2012-04", "2012-05", "2012-07", WalkForwardConfig(12))[0].last_decision == \
+        pd.Timestamp("2012-06-30")
+    with pytest.raises(WalkForwardError):
+        WalkForwardConfig(retrain_every=0)
+    with pytest.raises(WalkForwardError):
+        fold_plan("2007-05", "2012-04", "2012-05", "2017-04", WalkForwardConfig())
+
+
+@pytest.fixture(scope="module")
+def walk(market):
+    config = WalkForwardConfig(retrain_every=6)
+    plan = fold_plan("2011-01", "2013-06", "2013-07", "2014-06", config)
+    models = [fit(market.panel, f.train_start, f.train_end, window=WINDOW, model=SMALL, train_config=honest(),
+                  baseline=False, composite=False).signal for f in plan]
+    return plan, WalkForwardSignal([(f.first_decision, m) for f, m in zip(plan, models)])
+
+
+def test_walk_forward_signal_picks_the_fold_by_the_history_last_date(market, walk):
+    plan, signal = walk
+    panel = market.panel
+    assert len(plan) == 2 and signal.window == WINDOW.window
+    for fold, model in zip(plan, signal.models):
+        for date in (fold.first_decision, fold.last_decision):
+            t = panel.dates.get_loc(date)
+            history = panel.take(rows=slice(t - WINDOW.window + 1, t + 1))
+            np.testing.assert_array_equal(signal.predict(history), model.predict(history))
+    t = panel.dates.get_loc(plan[0].first_decision) - 1
+    with pytest.raises(SignalError, match="no walk-forward fold"):
+        signal.predict(panel.take(rows=slice(t - WINDOW.window + 1, t + 1)))
+
+
+def test_walk_forward_offline_equals_per_month_online_and_round_trips(tmp_path, market, walk):
+    plan, signal = walk
+    panel = market.panel
+    dates = pd.date_range(plan[0].first_decision, plan[-1].last_decision, freq="ME")
+    offline = signal.predict_panel(panel, dates)
+    assert offline.index.get_level_values("date").unique().equals(pd.DatetimeIndex(dates, name="date"))
+    for date in dates[[0, 5, 6, 11]]:
+        t = panel.dates.get_loc(date)
+        online = signal.predict(panel.take(rows=slice(t - WINDOW.window + 1, t + 1)))
+        rows = offline.xs(date, level="date")
+        codes = panel.codes.get_indexer(rows.index)
+        np.testing.assert_allclose(rows[["p_down", "p_neutral", "p_up"]].to_numpy(), online[codes], atol=1e-6)
+    loaded = WalkForwardSignal.load(signal.save(tmp_path / "models"))
+    pd.testing.assert_frame_equal(loaded.predict_panel(panel, dates), offline)
+
+
+def test_a_fold_model_never_sees_data_after_its_training_window(market, walk):
+    plan, signal = walk
+    panel = market.panel
+    cut = panel.dates.get_loc(plan[0].train_end) + 1
+    altered = panel.take(rows=slice(0, panel.T))
+    altered.factors[cut:] = np.random.default_rng(9).normal(size=altered.factors[cut:].shape).astype(np.float32)
+    altered.ret[cut:] = -altered.ret[cut:]
+    again = fit(altered, plan[0].train_start, plan[0].train_end, window=WINDOW, model=SMALL, train_config=honest(),
+                baseline=False, composite=False).signal
+    for key, value in signal.models[0].module.state_dict().items():
+        assert torch.equal(value, again.module.state_dict()[key]), key
