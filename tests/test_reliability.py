@@ -595,6 +595,36 @@ def test_an_entry_that_appears_while_training_is_kept(tmp_path, tiny_run):
     assert sorted(p.name for p in cache.iterdir()) == [key]
 
 
+_RACER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipeline.output import RunDirectory
+from pipeline.run import _store_entry
+base, tag = Path(sys.argv[2]), sys.argv[3]
+for i in range(12):
+    write = lambda path, i=i: path.write_text(f"{tag}{i}")
+    _store_entry(base / "cache", "0123456789abcdef", {"model.pt": write, "baseline.pt": write}, replace=i % 2 == 0)
+    with RunDirectory(base / "out") as staging:
+        for name in ("a.txt", "b.txt"):
+            (staging / name).write_text(f"{tag}{i}")
+"""
+
+
+def test_two_processes_racing_on_one_cache_key_and_one_output_never_mix_files(tmp_path):
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(ROOT), str(tmp_path), tag],
+                               stderr=subprocess.PIPE, text=True) for tag in "XY"]
+    for racer in racers:
+        _, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+    out, entry = tmp_path / "out", tmp_path / "cache" / "0123456789abcdef"
+    assert is_run_directory(out) and (out / "a.txt").read_text() == (out / "b.txt").read_text()
+    record = json.loads((entry / "entry.json").read_text())
+    assert (entry / "model.pt").read_text() == (entry / "baseline.pt").read_text()
+    assert all(pipeline_run._sha256(entry / name) == digest for name, digest in record["files"].items())
+    assert debris(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out"]
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_of_the_same_model_and_output_never_mix(tmp_path):
     first, second = _spawn(tmp_path), _spawn(tmp_path)
