@@ -28,7 +28,7 @@ import re
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 from scipy import stats
 
 from .figures import _date_axis
@@ -243,6 +243,7 @@ def ic_histogram_figure(factor: pd.DataFrame) -> Figure:
         ax.hist(values, bins=min(20, max(5, len(values) // 2)), color="#1f77b4", alpha=0.8)
         ax.axvline(summary["mean"], color="#d62728", lw=1.5, ls="--", label=f"mean {summary['mean']:.3f}")
         ax.axvline(0, color="#444", lw=0.8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set(title=f"Monthly rank IC ({_horizon(col)}): t = {summary['t_stat']:.2f}, p = {summary['p_value']:.3g}, "
                  f"{int(summary['n'])} months", xlabel="rank IC", ylabel="months")
