@@ -144,8 +144,8 @@ def remove_stale(parent: Path, patterns) -> list[Path]:
         try:
             if path.is_symlink() or not path.is_dir():
                 continue
-            if not is_run_directory(path) and next(path.iterdir(), None) is not None:
-                continue  # not ours (an empty one is a placeholder a killed run left)
+            if not (is_run_directory(path) or _legacy_debris(path)):
+                continue  # not ours
             if path.stat().st_mtime >= _STARTED:
                 continue  # perhaps a concurrent run that started after this one
             fd = None
@@ -164,6 +164,17 @@ def remove_stale(parent: Path, patterns) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+#: What a run or cache directory holds; debris of a version before the marker holds nothing else.
+_OURS = ("config.yaml", "model.pt", "baseline.pt", "composite.pt", "training.pt", "entry.json", "predictions.csv",
+         "metrics.json", "report.html", "run.log", "tearsheet_*.html", "figures", "series", "*.tmp", ".*.tmp")
+
+
+def _legacy_debris(path: Path) -> bool:
+    """An empty placeholder, or a staging folder of an earlier version (no marker) holding only
+    files this tool writes."""
+    return all(any(entry.match(pattern) for pattern in _OURS) for entry in path.iterdir())
 
 
 class RunDirectory:

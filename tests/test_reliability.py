@@ -563,7 +563,11 @@ def test_the_run_after_a_crash_cleans_debris_retrains_a_tampered_cache_and_repla
     shutil.copytree(tiny_run.cache, cache)
     entry = cache / tiny_run.entry.name
     shutil.copy(entry / "baseline.pt", entry / "model.pt")  # the cache serves only what its key names
-    dead = [_killed_staging(out.parent, ".run.staging-"), _killed_staging(cache, f".{entry.name}.", ".tmp")]
+    dead = [_killed_staging(out.parent, ".run.staging-"), _killed_staging(cache, f".{entry.name}.", ".tmp"),
+            out.parent / ".run.staging-k1ll3d0l", cache / f".{entry.name}.tmp"]  # left by a version without marker
+    for legacy in dead[2:]:
+        (legacy / "figures").mkdir(parents=True)
+        (legacy / "model.pt").write_bytes(b"half")
     live, lock = staging_directory(out.parent, ".run.staging-")  # a concurrent run still writing
     foreign = out.parent / ".run.staging-mine"  # the user's own folder with a look-alike name
     foreign.mkdir()
