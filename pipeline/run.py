@@ -515,7 +515,7 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
                            f"window {s['window'].window}, {s['train'].steps} steps of {s['train'].batch_size}",
                            "seed": config.seed},
                    "execution": config.backtest.execution, "top_pct": config.backtest.top_pct,
-                   "config": config.to_dict(), "tearsheets": tearsheets}
+                   "config": config.to_dict(), "tearsheets": tearsheets, "series": sorted(written)}
         write_report(staging / "report.html", doc, figures, context)
         (staging / "metrics.json").write_text(json.dumps(json_safe(doc), indent=2), encoding="utf-8")
         table = format_table(summary_rows(json_safe(doc)))

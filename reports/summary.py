@@ -167,7 +167,8 @@ def write_report(path, metrics: Mapping, figures: Mapping[str, Figure], context:
         ``execution`` (``"close"`` or ``"next_open"``: states which return the labels
         measure) or ``label_return`` (str, your own statement);
         ``top_pct`` (float, default 0.30); ``config`` (dict, shown as YAML);
-        ``tearsheets`` (dict label -> relative file name, linked).
+        ``tearsheets`` (dict label -> relative file name, linked); ``series`` (file names
+        under ``series/``, linked).
 
     Returns
     -------
@@ -390,6 +391,11 @@ def _appendix(doc: Mapping, context: Mapping) -> str:
     if sheets:
         links = "".join(f'<li><a href="{_e(href)}">{_e(label)}</a></li>' for label, href in sheets.items())
         parts.append(f"<h3>Tear sheets (quantstats)</h3><ul>{links}</ul>")
+    series = context.get("series") or []
+    if series:
+        links = ", ".join(f'<a href="series/{_e(name)}"><code>{_e(name)}</code></a>' for name in series)
+        parts.append("<h3>Series files</h3><p>The series behind every figure, in <code>series/</code> "
+                     f"(one <code>pandas.read_parquet</code> each; docs/reports.md says what each holds): {links}.</p>")
     timings = doc.get("timings") or {}
     if timings:
         rows = "".join(f"<tr><th>{_e(k)}</th><td class='num'>{_num(v, 1)} s</td></tr>" for k, v in timings.items())
