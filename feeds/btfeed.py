@@ -105,6 +105,15 @@ class PanelSource:
         self.first_row = 0 if first_bar is None else int(
             panel.dates.searchsorted(month_end([first_bar])[0], "left"))
 
+    def bar_columns(self) -> np.ndarray:
+        """Columns with at least one bar (one feed each)."""
+        return np.flatnonzero(self.panel.listed[self.first_row:].any(axis=0))
+
+    def history_only_columns(self) -> np.ndarray:
+        """Columns listed in the history months only (no feed; their snapshots are history)."""
+        listed = self.panel.listed
+        return np.flatnonzero(listed[:self.first_row].any(axis=0) & ~listed[self.first_row:].any(axis=0))
+
     def rows_of(self, column: int) -> np.ndarray:
         """Panel rows of the months streamed as bars of stock ``column`` (it is listed)."""
         return np.flatnonzero(self.panel.listed[self.first_row:, column]) + self.first_row
@@ -389,8 +398,9 @@ def add_panel_feeds(cerebro: bt.Cerebro, panel: Panel, start=None, end=None,
     Returns
     -------
     list of PanelFeed
-        The feeds added, in panel column order, named by stock code (every stock listed in
-        a streamed or history month; one listed only in the history has no bar).
+        The feeds added, in panel column order, named by stock code: every stock with a
+        bar. A stock listed only in the history months gets no feed (Backtrader and its
+        analyzers cannot value a feed without bars); its snapshots are still history.
 
     Notes
     -----
@@ -420,7 +430,7 @@ def add_panel_feeds(cerebro: bt.Cerebro, panel: Panel, start=None, end=None,
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for column in np.flatnonzero(source.panel.listed.any(axis=0)):
+        for column in source.bar_columns():
             feed = cls(source=source, column=int(column), **feed_params)
             cerebro.adddata(feed, name=feed._name)
             feeds.append(feed)
@@ -452,6 +462,15 @@ class Snapshot:
     def tradable(self) -> np.ndarray:
         """Feeds with a bar now, not suspended, with a known close (NaN in ``close`` otherwise)."""
         return self.present & ~self.suspended & np.isfinite(self.close)
+
+    def padded(self, extra: int) -> Snapshot:
+        """This snapshot with ``extra`` absent entries appended (a no-op for 0)."""
+        if not extra:
+            return self
+        empty = _empty_snapshot(extra, self.factors.shape[1], self.mcap is not None)
+        return Snapshot(**{name: None if getattr(self, name) is None else
+                           np.concatenate([getattr(self, name), getattr(empty, name)])
+                           for name in self.__dataclass_fields__})
 
 
 def _empty_snapshot(N: int, F: int, with_mcap: bool) -> Snapshot:
@@ -521,40 +540,53 @@ def gather_snapshot(datas: Sequence, dtnum: float, factor_names: Sequence[str],
 
 
 def history_snapshots(datas: Sequence, dtnum: float, factor_names: Sequence[str],
-                      with_mcap: bool = False, last: int | None = None) -> list[tuple[pd.Timestamp, Snapshot]]:
+                      with_mcap: bool = False, last: int | None = None
+                      ) -> tuple[list[tuple[pd.Timestamp, Snapshot]], list[str]]:
     """The month-end snapshots that :class:`PanelFeed` s hand over as history before ``dtnum``.
 
     A source built with ``first_bar`` does not stream its months before it as bars; a
     strategy that reaches ``first_bar`` (``dtnum`` is that month) reads them here instead,
-    oldest first (the ``last`` of them when given), over ``datas`` (other feeds absent).
-    Nothing at or after ``dtnum`` is read. Empty when no source starts its bars at ``dtnum``
-    (for instance when ``fromdate`` dropped the first bars: the months in between are not
-    history then, and handing the earlier ones over would leave a gap).
+    oldest first (the ``last`` of them when given). Nothing at or after ``dtnum`` is read.
+
+    Returns ``(snapshots, extra_codes)``: each snapshot covers ``datas`` (other feeds absent)
+    followed by ``extra_codes``, the stocks listed only in the history months (they have no
+    feed, but belong to those months' cross-sections, which the signal preprocesses).
+    Empty when no source starts its bars at ``dtnum`` (for instance when ``fromdate``
+    dropped the first bars: the months in between are not history then, and handing the
+    earlier ones over would leave a gap).
     """
     lines = factor_line_names(list(factor_names))
-    sources: dict[int, tuple[PanelSource, list[int], list[int]]] = {}
+    N = len(datas)
+    sources: dict[int, list] = {}
     for j, data in enumerate(datas):
         if _vector_readable(data):
             src = data.p.source
             if src.first_row > 0 and src.dtnums[src.first_row] == dtnum:
-                entry = sources.setdefault(id(src), (src, [], []))
+                entry = sources.setdefault(id(src), [src, [], []])
                 entry[1].append(j)
                 entry[2].append(data.p.column)
+    extra_codes: list[str] = []
+    for entry in sources.values():
+        src = entry[0]
+        extra = src.history_only_columns()
+        entry[1].extend(range(N + len(extra_codes), N + len(extra_codes) + len(extra)))
+        entry[2].extend(int(c) for c in extra)
+        extra_codes.extend(str(c) for c in src.panel.codes[extra])
     dates = sorted({d for src, _, _ in sources.values() for d in src.panel.dates[:src.first_row]})
     if last is not None:
         dates = dates[max(0, len(dates) - last):] if last > 0 else []
     out = []
     for date in dates:
-        snap = _empty_snapshot(len(datas), len(lines), with_mcap)
+        snap = _empty_snapshot(N + len(extra_codes), len(lines), with_mcap)
         for src, js, cs in sources.values():
             row = int(src.panel.dates.searchsorted(date))
             if row < src.first_row and src.panel.dates[row] == date:
                 listed = src.panel.listed[row, cs]
                 if listed.any():
                     _fill_from_source(snap, src, row, np.asarray(js)[listed], np.asarray(cs)[listed],
-                                      lines, lambda j: datas[j]._name)
+                                      lines, lambda j: datas[j]._name if j < N else extra_codes[j - N])
         out.append((pd.Timestamp(date), snap))
-    return out
+    return out, extra_codes
 
 
 def _read_lines(data, j, lines, close, flags, industry, mcap, factors):

@@ -170,6 +170,10 @@ class LSTMTercileStrategy(bt.Strategy):
             starts = [d.tradestart for d in panel_feeds if d.tradestart is not None]
             self._first_decision = max(starts) if starts else None
         self._history: deque[tuple[pd.Timestamp, Snapshot]] = deque(maxlen=self.window + 1)
+        # codes of the history panel: the stock feeds, then stocks listed only in the history
+        # months the feeds hand over (no feed: they delisted before the first bar)
+        self.history_codes = self.codes
+        self._order = None  # permutation of history_codes into panel column order, if needed
         self._prices = np.full(len(self.stocks), np.nan)
         self._last_dtnum = None
         self.records: list[MonthRecord] = []
@@ -296,8 +300,18 @@ class LSTMTercileStrategy(bt.Strategy):
             # Months before the feeds' first bar that they hand over as history (see
             # feeds.add_panel_feeds): Backtrader's clock and analyzers start at the first
             # decision, the signal still gets its full window.
-            for item in history_snapshots(self.stocks, dtnum, self.factor_names, self._with_mcap,
-                                          last=self.window):
+            history, extra = history_snapshots(self.stocks, dtnum, self.factor_names, self._with_mcap,
+                                               last=self.window)
+            self.history_codes = self.codes.append(pd.Index(extra, dtype=object, name="code"))
+            if extra:
+                # The history panel lists its stocks in panel column order (the stock feeds'
+                # order with the history-only stocks in their places), as predict_panel does.
+                keys = [d.p.column if isinstance(d, PanelFeed) else j for j, d in enumerate(self.stocks)]
+                sources = [d.p.source for d in self.stocks if isinstance(d, PanelFeed)]
+                for code in extra:
+                    keys.append(next(src.panel.codes.get_loc(code) for src in sources if code in src.panel.codes))
+                self._order = np.argsort(np.asarray(keys), kind="stable")
+            for item in history:
                 self._history.append(item)
                 self._seen_months.append(item[0])
         self._last_dtnum = dtnum
@@ -310,14 +324,17 @@ class LSTMTercileStrategy(bt.Strategy):
                 f"industry names; pass industries=[...]")
         known = snap.present & np.isfinite(snap.close)
         self._prices[known] = snap.close[known]
-        self._history.append((date, snap))
+        self._history.append((date, snap.padded(len(self.history_codes) - len(self.codes))))
         warming_up = self._first_decision is not None and date < self._first_decision
         if len(self._history) < self.window or warming_up:
             return
         probs = np.asarray(self.p.signal.predict(self._history_panel()), dtype=np.float64)
-        if probs.shape != (len(self.stocks), len(CLASSES)):
+        if probs.shape != (len(self.history_codes), len(CLASSES)):
             raise StrategyParamError(f"signal.predict returned shape {probs.shape}, "
-                                     f"expected ({len(self.stocks)}, {len(CLASSES)})")
+                                     f"expected ({len(self.history_codes)}, {len(CLASSES)})")
+        if self._order is not None:
+            probs = probs[np.argsort(self._order, kind="stable")]
+        probs = probs[:len(self.stocks)]  # stocks listed only in the history months come last
         tradable = snap.tradable()
         baskets = form_baskets(probs, tradable, self.p.selection, self.p.top_pct)
         if not self.records and self._first_decision is not None and date > self._first_decision \
@@ -342,11 +359,13 @@ class LSTMTercileStrategy(bt.Strategy):
         take = slice(len(snaps) - self.window, None)
         window = snaps[take]
 
+        order = slice(None) if self._order is None else self._order
+
         def stack(field):
-            return np.stack([getattr(s, field) for s in window])
+            return np.stack([getattr(s, field)[order] for s in window])
         return Panel(
-            dates=pd.DatetimeIndex(dates), codes=self.codes, factors=stack("factors"),
-            factor_names=self.factor_names, ret=ret[take], close=close[take],
+            dates=pd.DatetimeIndex(dates), codes=self.history_codes[order], factors=stack("factors"),
+            factor_names=self.factor_names, ret=ret[take][:, order], close=close[take][:, order],
             listed=stack("present"), industry=stack("industry"), industries=self._industries,
             styles=self._styles, mcap=stack("mcap") if self._with_mcap else None,
             **{flag: stack(flag) for flag in FLAG_COLUMNS})

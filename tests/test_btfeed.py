@@ -104,9 +104,12 @@ def test_stock_pandasdata_feeds_stream_the_same_snapshots(panel):
     fast = probe(panel, start="2012-06", window=3)
     slow = probe(panel, feeds=pandas_feeds(panel, start="2012-06", window=3))
     # PandasData streams the 2 history months as bars; the panel feeds hand them over instead
+    # (and have no feed for a stock listed only in them)
     assert [d for d, _, _ in slow.steps][:2] == [pd.Timestamp("2012-04-30"), pd.Timestamp("2012-05-31")]
     assert [d for d, _, _ in fast.steps] == [d for d, _, _ in slow.steps][2:]
+    common = [[d._name for d in slow.datas].index(d._name) for d in fast.datas]
     for (_, _, a), (_, _, b) in zip(fast.steps, slow.steps[2:]):
+        b = type(b)(**{k: None if v is None else v[common] for k, v in vars(b).items()})
         for field in ("present", "close", "suspended", "limit_up", "limit_down", "is_st", "industry",
                       "factors"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
@@ -119,8 +122,8 @@ def test_start_streams_the_window_as_warm_up_and_tells_the_strategy(panel):
     assert source.panel.dates[0] == pd.Timestamp("2012-10-31")  # 3 warm-up months
     assert source.panel.dates[-1] == pd.Timestamp("2013-06-30")
     assert feeds[0].tradestart == pd.Timestamp("2013-01-31")
-    assert [f._name for f in feeds] == [c for c in source.panel.codes if source.panel.listed[:, list(
-        source.panel.codes).index(c)].any()]
+    assert [f._name for f in feeds] == [c for c in source.panel.codes if source.panel.listed[3:, list(
+        source.panel.codes).index(c)].any()]  # stocks with a bar from 2013-01 on
     assert all(isinstance(f, PanelFeed) and f.code == f._name for f in feeds)
 
 
@@ -191,17 +194,42 @@ def test_history_months_are_handed_over_not_streamed(panel):
     assert strategy.steps[0][0] == pd.Timestamp("2012-06-30")  # the clock starts at start
     feeds = strategy.datas
     first = strategy.steps[0][2]
-    history = history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 6, 30)), FACTORS, last=3)
+    history, extra = history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 6, 30)), FACTORS, last=3)
+    rows = [list(panel.codes).index(c) for c in [d._name for d in feeds] + extra]
     assert [d for d, _ in history] == list(pd.DatetimeIndex(["2012-03-31", "2012-04-30", "2012-05-31"]))
-    codes, fidx = list(panel.codes), [panel.factor_names.index(f) for f in FACTORS]
-    rows = [codes.index(d._name) for d in feeds]
+    fidx = [panel.factor_names.index(f) for f in FACTORS]
     for date, snap in history:
         t = panel.dates.get_loc(date)
         np.testing.assert_array_equal(snap.present, panel.listed[t, rows])
         np.testing.assert_array_equal(snap.factors[snap.present], panel.factors[t][rows][:, fidx][snap.present])
     assert first.present.sum() == panel.listed[5, rows].sum()
     # nothing is handed over at any later bar, nor when fromdate moved the first bar
-    assert history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 7, 31)), FACTORS) == []
+    assert history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 7, 31)), FACTORS) == ([], [])
+
+
+def test_a_stock_listed_only_in_the_history_has_no_feed_but_stays_in_the_history(panel):
+    last = panel.T - 1 - np.argmax(panel.listed[::-1], axis=0)  # last listed row of each stock
+    delisted = np.flatnonzero((last >= 3) & (last < panel.T - 2) & panel.listed.any(axis=0))
+    i = int(delisted[0])
+    start = panel.dates[last[i] + 1]
+    signal = LinearSignal(panel.factor_names, window=3)  # z-scores each month's cross-section
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.addstrategy(LSTMTercileStrategy, signal=signal)
+    stocks = add_panel_feeds(cerebro, panel, start=start)
+    cerebro.addanalyzer(bt.analyzers.PyFolio, _name="pyfolio")  # values every data each bar
+    strategy = cerebro.run()[0]
+    code = panel.codes[i]
+    assert code not in [f._name for f in stocks] and code in list(strategy.history_codes)
+    online = strategy.predictions()
+    offline = signal.predict_panel(panel, online.index.get_level_values("date").unique())
+    columns = ["p_down", "p_neutral", "p_up"]
+    assert online.index.equals(offline.index) and (online["pred"] == offline["pred"]).all()
+    np.testing.assert_allclose(online[columns].to_numpy(), offline[columns].to_numpy(), rtol=0, atol=1e-12)
+    # without the history-only stock, its months' cross-sections would differ
+    without = signal.predict_panel(panel.take(cols=np.delete(np.arange(panel.N), i)), [start])
+    assert (without.loc[start, "p_up"] - offline.loc[start, "p_up"]).abs().max() > 1e-6
+    returns, *_ = strategy.analyzers.pyfolio.get_pf_items()
+    assert np.isfinite(returns.to_numpy()).all()
 
 
 def test_factor_line_names_are_identifiers_and_clashes_are_refused():

@@ -125,8 +125,9 @@ def test_online_predictions_equal_predict_panel_of_a_trained_signal_model(panel)
     online = strategy.predictions()
     dates = online.index.get_level_values("date").unique()
     columns = ["p_down", "p_neutral", "p_up"]
-    # Bit for bit on the same codes (the stocks that have a feed, i.e. a bar in the run) ...
-    feeds_only = panel.take(cols=panel.codes.get_indexer(strategy.codes))
+    # Bit for bit on the same codes (the stocks that have a feed, i.e. a bar in the run, and those
+    # listed only in the history months before START, which the feeds hand over) ...
+    feeds_only = panel.take(cols=np.sort(panel.codes.get_indexer(strategy.history_codes)))
     offline = model.predict_panel(feeds_only, dates)
     assert online.index.equals(offline.index) and len(online) > 500
     np.testing.assert_array_equal(online[columns].to_numpy(np.float32), offline[columns].to_numpy(np.float32))
