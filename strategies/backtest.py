@@ -65,8 +65,8 @@ def run_book(panel: Panel, signal, start=None, end=None, *, cash: float = 1e8,
         Anything with the ``SignalModel`` serving interface.
     start, end : date-like, optional
         First and last decision month-end (see :func:`feeds.add_panel_feeds`; the window's
-        warm-up months before ``start`` are streamed too). The last decision has no
-        realised month, so returns run from the month after ``start`` to ``end``.
+        months before ``start`` are handed to the strategy as history). The last decision
+        has no realised month, so returns run from the month after ``start`` to ``end``.
     cash : float
         Starting cash (large by default so 100-share lots barely bind).
     commission : AShareCommission, optional
