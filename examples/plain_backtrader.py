@@ -5,12 +5,13 @@ month-ends 2016-04 .. 2017-03, returns realised 2016-05 .. 2017-04) on the embed
 A-share market, next to Backtrader's own SharpeRatio, DrawDown, TimeReturn and PyFolio
 analyzers and the plugin's BasketReturns and PredictionLog.
 
-    python examples/plain_backtrader.py                   # small market and LSTM: about a minute
+    python examples/plain_backtrader.py                   # small market and LSTM: ~30 s of CPU
     python examples/plain_backtrader.py --model model.pt --stocks 0   # a trained model, default market
 
 By default a small market (200 stocks at the start, 2013-01 .. 2017-04) and a small LSTM
-(``signals.quick.train_quick``, 60 steps): about a minute on this project's 2-core machine
-when it is busy (most of it importing torch and training). ``--stocks 0`` is the default market
+(``signals.quick.train_quick``, 60 steps): measured 28 s of CPU time (``time``: user), which
+took 3 min 5 s of wall time on this project's shared 2-core machine at a load average of 16
+(most of it importing torch and training). ``--stocks 0`` is the default market
 (about 3,100 stock feeds): generating it takes seconds, the backtest about half a minute plus
 the model's predictions (``benchmarks/feed_strategy.py --oos``).
 """
