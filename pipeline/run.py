@@ -438,6 +438,8 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
     bundle = train_signals(config, data, retrain, not log.progress, log, cache_root if cache_root.is_absolute()
                            else root / cache_root)
     timings["train"] = time.perf_counter() - t0
+    for served in (bundle.signal, bundle.baseline, bundle.composite):
+        served.to(config.device)  # predictions on CUDA when the run trains there
     log(f"model: {'loaded' if bundle.cached else 'trained'} ({timings['train']:.1f} s)")
     training = bundle.training
 

@@ -71,6 +71,7 @@ class SignalModel:
     def __init__(self, module: torch.nn.Module, model_config: ModelConfig, window: WindowConfig,
                  preprocess: PreprocessConfig, labels: LabelConfig, factor_names, styles=None, meta=None):
         self.module = module.cpu().eval()
+        self.device = torch.device("cpu")
         self.model_config = model_config
         self.window_config = window
         self.preprocess_config = preprocess
@@ -109,12 +110,23 @@ class SignalModel:
         return (f"SignalModel({self.kind}, window={self.window}, {len(self.factor_names)} factors, "
                 f"trained {span[0]}..{span[1]})")
 
+    def to(self, device) -> "SignalModel":
+        """Serve on ``device`` ('cpu', 'cuda' or 'auto' = CUDA when available); returns ``self``.
+
+        Predictions are computed there in batches and returned as numpy arrays on the CPU.
+        """
+        from .train import resolve_device
+
+        self.device = resolve_device(str(device))
+        self.module.to(self.device)
+        return self
+
     # ------------------------------------------------------------ persistence
     def to_checkpoint(self) -> dict:
         """The checkpoint dict (plain types and tensors)."""
         return plain({
             "kind": self.kind,
-            "state_dict": dict(self.module.state_dict()),
+            "state_dict": {k: v.cpu() for k, v in self.module.state_dict().items()},
             "model": self.model_config.to_dict(),
             "window": self.window_config.to_dict(),
             "preprocess": self.preprocess_config.to_dict(),
@@ -263,5 +275,6 @@ class SignalModel:
         dataset = WindowDataset(values, np.full(len(stocks), last), stocks, self.window_config,
                                 history=history)
         with torch.no_grad():
-            out[stocks] = torch.softmax(predict_logits(self.module, dataset), dim=1).numpy()
+            logits = predict_logits(self.module, dataset, device=self.device)
+            out[stocks] = torch.softmax(logits, dim=1).numpy()
         return out

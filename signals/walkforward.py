@@ -168,6 +168,12 @@ class WalkForwardSignal:
         return (f"WalkForwardSignal({len(self.models)} folds of {self.kind}, first decisions "
                 f"{', '.join(f'{d:%Y-%m}' for d in self.starts)})")
 
+    def to(self, device) -> "WalkForwardSignal":
+        """Serve every fold model on ``device`` (see ``SignalModel.to``); returns ``self``."""
+        for model in self.models:
+            model.to(device)
+        return self
+
     def model_for(self, date) -> SignalModel:
         """The fold model that decides at month-end ``date``.
 

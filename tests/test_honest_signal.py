@@ -209,3 +209,54 @@ def test_a_fold_model_never_sees_data_after_its_training_window(market, walk):
                 baseline=False, composite=False).signal
     for key, value in signal.models[0].module.state_dict().items():
         assert torch.equal(value, again.module.state_dict()[key]), key
+
+
+# ------------------------------------------------------------------ through the main command
+WF_CONFIG = """
+name: wf_tiny
+seed: 0
+data: {source: synthetic, synthetic: {n_stocks: 80, start: 2010-01, end: 2013-12}}
+dates: {train_start: 2011-01-01, train_end: 2012-04-30, test_start: 2012-05-01, test_end: 2013-10-31}
+walk_forward: {retrain_every: 9}
+window: {window: 6}
+labels: {excess: true}
+model: {hidden: 8, layers: 1}
+train: {batch_size: 128, steps: 20, eval_every: 5, validation: time, val_months: 4, select: rank_ic, patience: 2}
+backtest: {selections: [class], books: [long_short], cash: 10000000.0}
+output: {tearsheets: false}
+"""
+
+
+def test_walk_forward_through_the_main_command(tmp_path):
+    import json
+
+    import run_backtest
+    from signals.walkforward import MANIFEST
+
+    config = tmp_path / "wf.yaml"
+    config.write_text(WF_CONFIG)
+    args = ["--config", str(config), "--quiet", "--set", f"output.cache_dir={tmp_path / 'cache'}"]
+    assert run_backtest.main([*args, "--output", str(tmp_path / "run")]) == 0
+    out = tmp_path / "run"
+    assert (out / "models" / MANIFEST).is_file() and len(list((out / "models").glob("fold_*.pt"))) == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["walk_forward"]["folds"]) == 2
+    years = [row["year"] for row in metrics["walk_forward"]["by_year"]]
+    assert years == [2012, 2013, "all"]
+    overall = metrics["walk_forward"]["by_year"][-1]
+    assert overall["months"] == 18
+    for key in ("lstm.rank_ic_mean", "lstm.rank_ic_t", "lstm.ic_efficiency", "composite.rank_ic_mean",
+                "baseline.rank_ic_mean", "class.cum_excess", "class.monthly_win_rate", "class.t_stat"):
+        assert key in overall
+    assert overall["lstm.rank_ic_mean"] == pytest.approx(metrics["class"]["rank_ic_mean"])
+    assert set(metrics["validation"]) == {"lstm", "baseline", "composite"}
+    assert metrics["lstm_margin"]["better_baseline"] in ("logistic", "composite")
+    # One Backtrader run across both folds: its predictions equal the offline ones.
+    assert metrics["checks"]["online_offline_max_abs_diff"] < 1e-6
+    served = WalkForwardSignal.load(out / "models")
+    assert len(served.models) == 2
+    # Every fold is cached by its own key: a second run trains nothing.
+    assert run_backtest.main([*args, "--output", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["checks"]["model_cached"] is True
+    assert again["walk_forward"]["by_year"] == metrics["walk_forward"]["by_year"]
