@@ -11,7 +11,7 @@ __all__ = ["Panel", "PanelError", "load_panel", "save_panel", "month_end",
 
 # The Backtrader feed (feeds/btfeed.py) imports backtrader, so it loads on first use only.
 _BTFEED_NAMES = ("add_panel_feeds", "PanelFeed", "PanelSource", "panel_feed_class",
-                 "factor_line_name", "gather_snapshot", "Snapshot", "pandas_feeds")
+                 "factor_line_name", "gather_snapshot", "history_snapshots", "Snapshot", "pandas_feeds")
 
 
 def __getattr__(name):

@@ -40,3 +40,21 @@ def test_requirements_min_pins_exactly_the_floors_of_requirements():
     assert allowed == lowest, "requirements-min.txt must pin each package at requirements.txt's floor"
     assert all("==" in line for line in (ROOT / "requirements-min.txt").read_text().splitlines()
                if line.strip() and not line.startswith("#"))
+
+
+def test_pip_install_makes_every_package_and_the_main_command_importable():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert set(project["tool"]["setuptools"]["packages"]) == packages - {"tests"}
+    assert project["tool"]["setuptools"]["py-modules"] == ["run_backtest"]
+    assert project["project"]["scripts"]["lstm-tercile"] == "run_backtest:main"
+    import run_backtest
+
+    assert callable(run_backtest.main)
+    dependencies = {re.split(r"[=<>]", d)[0].lower(): d for d in project["project"]["dependencies"]}
+    required = {re.split(r"[=<>]", line)[0].lower(): line.strip()
+                for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#") and not line.startswith("pytest")}
+    assert dependencies == required  # pip install -e . and -r requirements.txt allow the same versions
