@@ -520,13 +520,14 @@ def gather_snapshot(datas: Sequence, dtnum: float, factor_names: Sequence[str],
     snap = _empty_snapshot(N, F, with_mcap)
     flags = {name: getattr(snap, name) for name in FLAG_LINES[1:]}
     by_source: dict[int, tuple[PanelSource, list[int], list[int]]] = {}
+    row_of: dict[int, int | None] = {}  # the panel row of dtnum, per source
     for j, data in enumerate(datas):
         clock = data.lines.datetime
         if not len(clock) or clock[0] != dtnum:
             continue
         if _vector_readable(data):
             src = data.p.source
-            row = src.row_at(dtnum)
+            row = row_of[id(src)] if id(src) in row_of else row_of.setdefault(id(src), src.row_at(dtnum))
             if row is not None and src.panel.listed[row, data.p.column]:
                 entry = by_source.setdefault(id(src), (src, [], []))
                 entry[1].append(j)
@@ -535,7 +536,7 @@ def gather_snapshot(datas: Sequence, dtnum: float, factor_names: Sequence[str],
         snap.present[j] = True
         _read_lines(data, j, lines, snap.close, flags, snap.industry, snap.mcap, snap.factors)
     for src, js, cs in by_source.values():
-        _fill_from_source(snap, src, src.row_at(dtnum), js, cs, lines, lambda j: datas[j]._name)
+        _fill_from_source(snap, src, row_of[id(src)], js, cs, lines, lambda j: datas[j]._name)
     return snap
 
 
