@@ -93,7 +93,7 @@ def os_error(exc: OSError, what: str) -> OutputError:
     """One-line :class:`OutputError` for a file-system failure (disk full, read-only, ...)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        reason = f"{reason}: no space left for the {what}"
+        reason = f"disk full while writing the {what} ({reason}); nothing was left half-written"
     else:
         reason = f"cannot write the {what}: {reason}"
     return OutputError(reason, str(exc.filename or ""))

@@ -489,7 +489,7 @@ def test_signal_to_a_real_run_is_one_line(tmp_path, signum, delay, status):
 
 
 PUBLISH_FAULTS = [  # (id, what to break, the line's text)
-    ("disk-full-when-publishing", ("publishable", _disk_full), "No space left on device: no space left for the run"),
+    ("disk-full-when-publishing", ("publishable", _disk_full), "disk full while writing the run directory (No space left on device)"),
     ("read-only-when-staging", ("tempfile.mkdtemp", _read_only), "cannot write the run directory: Read-only"),
     ("read-only-when-creating-the-parent", ("Path.mkdir", _read_only), "cannot write the run directory: Read-only"),
 ]
@@ -530,7 +530,7 @@ class _FullDisk:
 def test_disk_full_while_caching_is_one_warning_and_leaves_no_staging(tmp_path, monkeypatch, tiny_run):
     monkeypatch.setattr("signals.checkpoint.os.fdopen", _FullDisk)
     model = SignalModel.load(tiny_run.out / "model.pt")
-    with pytest.warns(UserWarning, match=r"the trained model was not cached \(No space left on device"):
+    with pytest.warns(UserWarning, match=r"not cached \(disk full while writing the model cache \(No space left"):
         pipeline_run._store_entry(tmp_path, "0123456789abcdef", {"model.pt": model.save})
     assert list(tmp_path.iterdir()) == []
 
