@@ -163,6 +163,8 @@ def ic_by_industry(factor: pd.DataFrame, column: str | None = None, min_group: i
     ranked = frame[["score", column]].groupby(keys).rank()
     size = frame.groupby(keys)["score"].transform("size")
     ranked = ranked[size.to_numpy() >= min_group]
+    if ranked.empty:  # no industry ever has min_group stocks (a tiny market)
+        return pd.DataFrame(columns=["mean", "n_dates", "n_stocks"])
     keys = [ranked.index.get_level_values(0), frame.loc[ranked.index, "industry"]]
     ic = ranked.groupby(keys).apply(lambda g: g["score"].corr(g[column]))
     counts = ranked.groupby(keys).size()
