@@ -86,10 +86,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
     try:
         with signals_raise():
-            return _main(args)
+            return _main(parse_args(argv))
     except KeyboardInterrupt as exc:  # from the first moment on: imports take seconds
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"error: {what}; no run directory was written and no cache entry was left half-written",
