@@ -5,6 +5,7 @@ everything into an atomically published run directory (:class:`pipeline.output.R
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -82,6 +83,21 @@ class Log:
                               for line in str(message).splitlines() or [""])
         if not self.quiet and value >= self.level:
             print(message, file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def capturing_warnings(self):
+        """Inside the block every warning shown is also kept for ``run.log`` (shown as before)."""
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            self.record(f"warning: {message}")
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        try:
+            yield
+        finally:
+            warnings.showwarning = shown
 
     def record(self, message: str) -> None:
         """Keep ``message`` for ``run.log`` only (e.g. the summary table the CLI prints on stdout)."""
@@ -413,7 +429,14 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
         root: Path | None = None, log_level: str = "INFO") -> RunResult:
     """Run the whole pipeline and publish the run directory. See the module docstring.
 
-    Progress lines go to stderr from ``log_level`` up (none with ``quiet``) and to ``run.log``."""
+    Progress lines go to stderr from ``log_level`` up (none with ``quiet``) and to ``run.log``,
+    and so do the warnings raised during the run."""
+    log = Log(quiet, log_level)
+    with log.capturing_warnings():
+        return _run(config, output, retrain, log, root)
+
+
+def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: Path | None) -> RunResult:
     from reports import (build_figures, metrics_document, monthly_prediction_stats, prediction_metrics,
                          save_figures, write_report)
     from reports.factor import factor_summary
@@ -421,7 +444,6 @@ def run(config: RunConfig, output: Path | None = None, retrain: bool = False, qu
     from reports.tearsheet import write_book_tearsheets
     from reports.inputs import json_safe
 
-    log = Log(quiet, log_level)
     root = Path(root or Path.cwd())
     output = check_output(Path(output or config.output.dir or root / "runs" / config.name))  # before any work
     timings: dict[str, float] = {}
