@@ -21,6 +21,7 @@ for choosing settings (docs/signals.md, "Model selection").
     python benchmarks/signal_quality.py --market-seeds 0 1 2 3 4 --protocol study honest walk-forward
     python benchmarks/signal_quality.py --market-seeds 0 --protocol honest --validation-only --hidden 32 64 128
     python benchmarks/signal_quality.py --n-stocks 300 --hidden 16 --max-steps 50   # a quick look
+    python benchmarks/signal_quality.py --summarize m0.json m1.json ...   # one table from runs made in parallel
 
 Training is deterministic for a seed; timings depend on the machine's load.
 """
@@ -73,6 +74,8 @@ def parse(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--json", help="also write every figure to this file")
+    parser.add_argument("--summarize", nargs="+", metavar="JSON",
+                        help="print the summary of earlier --json files (e.g. one per market seed) and exit")
     return parser.parse_args(argv)
 
 
@@ -163,6 +166,12 @@ def summary(results: list[dict], validation_only: bool) -> pd.DataFrame:
 
 def main(argv=None):
     args = parse(argv)
+    if args.summarize:
+        saved = [json.loads(Path(name).read_text()) for name in args.summarize]
+        results = [r for doc in saved for r in doc["results"]]
+        args.market_seeds = sorted({r["seed"] for r in results})
+        args.validation_only = any(doc["settings"]["validation_only"] for doc in saved)
+        return report(args, results, started=time.perf_counter())
     torch.set_num_threads(args.threads)
     results = []
     started = time.perf_counter()
@@ -175,6 +184,12 @@ def main(argv=None):
             out["seed"] = seed
             print_result(seed, out, args.validation_only)
             results.append(out)
+    report(args, results, started)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2, default=float))
+
+
+def report(args, results: list[dict], started: float) -> None:
     table = summary(results, args.validation_only)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(f"\n== mean, std and min over market seeds {args.market_seeds} "
@@ -187,8 +202,6 @@ def main(argv=None):
                  for r in results]).groupby(["protocol", "hidden", "labels"], sort=False):
             print(f"   {protocol}, hidden {hidden}, {labels}: LSTM IC efficiency minus the better baseline's, "
                   f"per market: {', '.join(f'{m:+.3f}' for m in group['margin'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2, default=float))
 
 
 if __name__ == "__main__":
