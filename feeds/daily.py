@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .industry import assign_industries, load_industry_map
-from .panel import Panel, PanelError, month_end
+from .panel import EXACT_CSV_FLOATS, Panel, PanelError, month_end
 
 INDEX_CODES = ("sh.000001", "sh.000300")
 """Index codes of the shared real file: SSE Composite and CSI300 (benchmarks, not stocks)."""
@@ -207,16 +207,11 @@ def _stem(path: Path) -> str:
     return re.sub(r"\.(csv|txt|parquet|pq)(\.(gz|bz2|zip|xz|zst))?$", "", path.name, flags=re.I)
 
 
-# pandas < 3 parses CSV floats to within one ulp by default (a CSV and a Parquet of the same bars
-# then differ); "round_trip" is exact. pandas 3 is exact by default and deprecates the option.
-_EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-
-
 def _read_table(path: Path) -> pd.DataFrame:
     try:
         if _table_kind(path) == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"code": str, "industry": str}, **_EXACT_FLOATS)
+        return pd.read_csv(path, dtype={"code": str, "industry": str}, **EXACT_CSV_FLOATS)
     except Exception as exc:  # pandas raises many types for unreadable files
         raise DailyBarsError(f"cannot read daily bars {path}: {exc}") from None
 

@@ -46,6 +46,10 @@ import pandas as pd
 
 from .errors import UserError
 
+#: read_csv keywords for exact floats: pandas < 3 parses CSV floats to within one ulp by default
+#: (a CSV and a Parquet of the same values then differ); pandas 3 is exact and deprecates the option.
+EXACT_CSV_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
 FLAG_COLUMNS = ("suspended", "limit_up", "limit_down", "is_st")
 #: Beyond this magnitude a factor, close or market cap is a unit or sentinel mistake, not data:
 #: the largest A-share market cap is ~2.5e12 yuan, and float32 squares (z-scores) overflow at 1.8e19.
@@ -476,7 +480,7 @@ def load_panel(path, factors: Sequence[str] | None = None,
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, dtype={"code": str})
+            frame = pd.read_csv(path, dtype={"code": str}, **EXACT_CSV_FLOATS)
     except Exception as exc:  # pandas raises many types for unreadable files
         raise PanelError(f"cannot read panel file {path}: {exc}") from None
     return Panel.from_frame(frame, factors=factors, styles=styles, require_industry=require_industry,
