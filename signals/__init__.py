@@ -23,13 +23,14 @@ from .fit import FitError, FitResult, fit
 from .labels import CLASSES, LabelConfig, LabelError, make_labels
 from .model import Ensemble, LastSnapshotLogistic, LSTMClassifier, ModelConfig, ModelError, RankComposite
 from .preprocess import PreprocessConfig, PreprocessError, preprocess_panel
+from .quick import train_quick
 from .serve import SignalError, SignalModel
 from .train import TrainConfig, TrainError
 from .walkforward import Fold, WalkForwardConfig, WalkForwardError, WalkForwardSignal, fold_plan
 from .windows import WindowConfig, WindowDataset, WindowError
 
 __all__ = [
-    "SignalModel", "CLASSES", "fit", "FitResult",
+    "SignalModel", "CLASSES", "fit", "FitResult", "train_quick",
     "WalkForwardSignal", "WalkForwardConfig", "Fold", "fold_plan",
     "PreprocessConfig", "LabelConfig", "WindowConfig", "ModelConfig", "TrainConfig",
     "preprocess_panel", "make_labels", "WindowDataset",
