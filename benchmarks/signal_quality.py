@@ -171,7 +171,7 @@ def main(argv=None):
         results = [r for doc in saved for r in doc["results"]]
         args.market_seeds = sorted({r["seed"] for r in results})
         args.validation_only = any(doc["settings"]["validation_only"] for doc in saved)
-        return report(args, results, started=time.perf_counter())
+        return report(args, results, started=None)
     torch.set_num_threads(args.threads)
     results = []
     started = time.perf_counter()
@@ -189,11 +189,11 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2, default=float))
 
 
-def report(args, results: list[dict], started: float) -> None:
+def report(args, results: list[dict], started: float | None) -> None:
     table = summary(results, args.validation_only)
+    took = "" if started is None else f" ({time.perf_counter() - started:.0f} s in all)"
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
-        print(f"\n== mean, std and min over market seeds {args.market_seeds} "
-              f"({time.perf_counter() - started:.0f} s in all)\n{table}")
+        print(f"\n== mean, std and min over market seeds {args.market_seeds}{took}\n{table}")
     if not args.validation_only:
         for (protocol, hidden, labels), group in pd.DataFrame(
                 [{"protocol": r["protocol"], "hidden": r["hidden"], "labels": r["labels"], "seed": r["seed"],

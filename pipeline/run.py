@@ -368,14 +368,13 @@ def labelled_predictions(frame: pd.DataFrame, data: RunData, labels: LabelConfig
 
 
 def lstm_margin(model: dict, logistic: dict, composite: dict) -> dict:
-    """The LSTM's out-of-sample rank IC (and IC efficiency) minus the better baseline's."""
-    out = {}
-    for key in ("rank_ic_mean", "ic_efficiency"):
-        base = max((b.get(key, np.nan) for b in (logistic, composite)), key=lambda v: -np.inf if np.isnan(v) else v)
-        out[key] = float(model.get(key, np.nan) - base)
-    out["better_baseline"] = "composite" if composite.get("rank_ic_mean", -np.inf) >= logistic.get(
-        "rank_ic_mean", -np.inf) else "logistic"
-    return out
+    """The LSTM's out-of-sample rank IC and IC efficiency minus those of the better baseline
+    (the one with the higher rank IC)."""
+    better = "composite" if composite.get("rank_ic_mean", -np.inf) >= logistic.get("rank_ic_mean", -np.inf) \
+        else "logistic"
+    base = composite if better == "composite" else logistic
+    return {"better_baseline": better,
+            **{key: float(model.get(key, np.nan) - base.get(key, np.nan)) for key in ("rank_ic_mean", "ic_efficiency")}}
 
 
 def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
@@ -398,9 +397,9 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
                      f"{num(doc['oracle']['ic_efficiency'], '.2f')} ({num(doc['baseline'].get('ic_efficiency'), '.2f')}; "
                      f"{num((doc.get('composite') or {}).get('ic_efficiency'), '.2f')})", "-"))
     if doc.get("validation") and doc["validation"].get("lstm"):
-        rows.insert(1, ("validation rank IC (logistic; rank composite)",
-                        "; ".join(num((doc["validation"].get(m) or {}).get("rank_ic"))
-                                  for m in ("lstm", "baseline", "composite")).replace("; ", " (", 1) + ")", "-"))
+        lstm, logistic, composite = (num((doc["validation"].get(m) or {}).get("rank_ic"))
+                                     for m in ("lstm", "baseline", "composite"))
+        rows.insert(1, ("validation rank IC (logistic; rank composite)", f"{lstm} ({logistic}; {composite})", "-"))
     for mode in doc["selections"]:
         ls = doc[mode]["long_short"]
         rows.append((f"{mode}: long/short cum excess", pct(ls.get("cum_excess")),

@@ -120,7 +120,7 @@ def yearly_table(monthly: dict[str, pd.DataFrame], baskets: dict[str, pd.DataFra
             realised = frame.index + pd.offsets.MonthEnd(1)
             part = frame if year == "all" else frame[realised.year == year]
             ric = part["rank_ic"].dropna()
-            row["months"] = int(len(ric))
+            row.setdefault("months", int(len(ric)))  # the first model's months with a rank IC
             std = float(ric.std(ddof=1)) if len(ric) > 1 else float("nan")
             row[f"{name}.ic_mean"] = float(part["ic"].mean())
             row[f"{name}.rank_ic_mean"] = float(ric.mean())
