@@ -197,7 +197,7 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
         served_model = replace(model, members=len(members))
         module = Ensemble(served_model, members).eval()
     train_seconds = time.perf_counter() - t0
-    validation = {"lstm": _validation(module, val_set, val_returns)}
+    validation = {"lstm": _validation(module, val_set, val_returns, result if len(members) == 1 else None)}
     lstm_meta = _meta(meta, train_config, result, validation["lstm"])
     if len(members) > 1:
         lstm_meta["members"] = [{"seed": train_config.seed + k, "best_step": r.best_step,
@@ -220,7 +220,7 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
         base_module, base_result = train(base_model, base_train, base_val, base_config, desc="train baseline",
                                          val_returns=val_returns)
         baseline_seconds = time.perf_counter() - t0
-        validation["baseline"] = _validation(base_module, base_val, val_returns)
+        validation["baseline"] = _validation(base_module, base_val, val_returns, base_result)
         base = SignalModel(base_module, base_model, window, preprocess, labels, panel.factor_names,
                            panel.styles, _meta(meta, base_config, base_result, validation["baseline"]))
         base_loss, base_acc = validation["baseline"]["loss"], validation["baseline"]["accuracy"]
@@ -273,8 +273,11 @@ def split_validation(t: np.ndarray, config: TrainConfig, window: WindowConfig) -
     return np.flatnonzero(train_mask), val, int(n - len(val) - train_mask.sum())
 
 
-def _validation(module, val_set: WindowDataset, val_returns: np.ndarray) -> dict:
-    """Loss, accuracy and mean monthly rank IC of a trained module on the whole validation set."""
+def _validation(module, val_set: WindowDataset, val_returns: np.ndarray, result: TrainResult | None = None) -> dict:
+    """Loss, accuracy and mean monthly rank IC of a trained module on the whole validation set
+    (taken from ``result`` when training already evaluated the returned state on all of it)."""
+    if result is not None and result.validated_on_all and np.isfinite(result.best_val_loss):
+        return {"loss": result.best_val_loss, "accuracy": result.best_val_acc, "rank_ic": result.best_val_rank_ic}
     logits = predict_logits(module, val_set)
     loss, accuracy = _loss_accuracy(logits, val_set)
     probs = torch.softmax(logits, dim=1).numpy()

@@ -35,14 +35,21 @@ def fitted(market):
 
 
 # ------------------------------------------------------------------ selection on validation data
-def test_rank_ic_selection_restores_the_best_validation_state(fitted):
+def test_rank_ic_selection_restores_the_best_validation_state(market, fitted):
     history = fitted.history
     assert "val_rank_ic" in history.columns
     scored = history.dropna(subset=["val_rank_ic"])
     best = scored.loc[scored["val_rank_ic"].idxmax()]
     assert fitted.train_result.best_step == int(best["step"])
-    # The restored state is the best one: its rank IC on the whole validation set (here the
-    # evaluations use all of it) is the history's maximum.
+    # The restored state is the best one: its rank IC, recomputed on the whole validation set
+    # (the evaluations used all of it), is the history's maximum.
+    from signals.fit import _validation
+    val = fitted.validation_set
+    panel = market.panel
+    warm = panel.dates.get_loc(pd.Timestamp("2011-01-31")) - (WINDOW.window - 1)  # fit's warm-up rows
+    t, i = val.t.numpy() + warm, val.i.numpy()
+    recomputed = _validation(fitted.signal.module, val, panel.ret[t + 1, i])
+    assert recomputed["rank_ic"] == pytest.approx(best["val_rank_ic"], abs=1e-9)
     assert fitted.validation["lstm"]["rank_ic"] == pytest.approx(best["val_rank_ic"], abs=1e-9)
     assert fitted.signal.meta["validation_rank_ic"] == pytest.approx(best["val_rank_ic"], abs=1e-9)
 
