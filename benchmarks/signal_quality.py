@@ -1,8 +1,8 @@
-"""Signal quality across synthetic markets: what the LSTM is worth next to the baselines.
+"""Signal quality across synthetic markets: what the recurrent model is worth next to the baselines.
 
-For each market seed it trains, on the same samples and split, the LSTM (or an ensemble of
-``--ensemble`` training seeds), the last-snapshot logistic regression and the linear rank
-composite, under one or more protocols:
+For each market seed it trains, on the same samples and split, the recurrent model (``--kind``:
+the study's LSTM, a GRU or a plain RNN; or an ensemble of ``--ensemble`` training seeds), the
+last-snapshot logistic regression and the linear rank composite, under one or more protocols:
 
 * ``study``: the Guosen protocol (random 10% validation split, a fixed budget of
   ``--study-steps`` = the study's 100 iterations), train 2007-05..2016-04, out of sample
@@ -14,12 +14,13 @@ composite, under one or more protocols:
 
 Per market and protocol it prints each model's validation rank IC (the only figure any
 setting may be chosen by), out-of-sample rank IC and IC efficiency (model rank IC ÷ the
-oracle's, same months and stocks), then mean ± std over markets, and the LSTM's margin over
-the better baseline. ``--validation-only`` skips every out-of-sample figure: that is the mode
-for choosing settings (docs/signals.md, "Model selection").
+oracle's, same months and stocks), then mean ± std over markets, and the recurrent model's
+margin over the better baseline. ``--validation-only`` skips every out-of-sample figure: that
+is the mode for choosing settings (docs/signals.md, "Model selection").
 
     python benchmarks/signal_quality.py --market-seeds 0 1 2 3 4 --protocol study honest walk-forward
     python benchmarks/signal_quality.py --market-seeds 0 --protocol honest --validation-only --hidden 32 64 128
+    python benchmarks/signal_quality.py --market-seeds 0 --protocol honest --validation-only --kind lstm gru rnn
     python benchmarks/signal_quality.py --n-stocks 300 --hidden 16 --max-steps 50   # a quick look
     python benchmarks/signal_quality.py --summarize m0.json m1.json ...   # one table from runs made in parallel
 
@@ -32,7 +33,6 @@ import itertools
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +42,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from feeds.synthetic import make_market
-from signals import (LabelConfig, ModelConfig, PreprocessConfig, TrainConfig, WalkForwardConfig, WalkForwardSignal,
-                     WindowConfig, evaluate_predictions, fit, fold_plan)
+from signals import (LabelConfig, ModelConfig, SignalSpec, TrainConfig, WalkForwardConfig, WalkForwardSignal,
+                     evaluate_predictions, fit, fold_plan)
+from signals.model import RECURRENT_KINDS
 
-MODELS = ("lstm", "logistic", "composite")
+BASELINES = ("logistic", "composite")
 STUDY_DATES = ("2007-05", "2016-04", "2016-05", "2017-04")
 
 
@@ -55,7 +56,10 @@ def parse(argv=None):
     parser.add_argument("--train-seed", type=int, default=0, help="training seed (the first of an ensemble)")
     parser.add_argument("--protocol", nargs="+", choices=("study", "honest", "walk-forward"), default=["honest"])
     parser.add_argument("--n-stocks", type=int, default=1300, help="stocks at the start (1300 = default market)")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64], help="LSTM units per layer (a list compares)")
+    parser.add_argument("--kind", nargs="+", choices=RECURRENT_KINDS, default=["lstm"],
+                        help="recurrent cell (a list compares)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64],
+                        help="recurrent units per layer (a list compares)")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--labels", nargs="+", default=["fixed"],
@@ -96,19 +100,25 @@ def train_config(args, protocol: str) -> TrainConfig:
                        lr=args.lr, seed=args.train_seed, ensemble=args.ensemble, progress=args.progress)
 
 
-def fit_fold(panel, start, end, args, protocol, hidden, labels):
-    result = fit(panel, start, end, window=WindowConfig(), preprocess=PreprocessConfig(), labels=labels,
-                 model=ModelConfig(hidden=hidden, layers=args.layers, dropout=args.dropout),
-                 train_config=train_config(args, protocol))
-    served = {"lstm": result.signal, "logistic": result.baseline, "composite": result.composite}
-    validation = {"lstm": result.validation["lstm"], "logistic": result.validation["baseline"],
+def models(out: dict) -> tuple[str, ...]:
+    """The models of a result: its recurrent kind (results saved before ``--kind``: 'lstm') and the baselines."""
+    return (out.get("kind", "lstm"), *BASELINES)
+
+
+def fit_fold(panel, start, end, args, protocol, hidden, labels, kind):
+    spec = SignalSpec(labels=labels, model=ModelConfig(kind=kind, hidden=hidden, layers=args.layers,
+                                                       dropout=args.dropout),
+                      train=train_config(args, protocol))
+    result = fit(panel, start, end, spec)
+    served = {kind: result.signal, "logistic": result.baseline, "composite": result.composite}
+    validation = {kind: result.validation["lstm"], "logistic": result.validation["baseline"],
                   "composite": result.validation["composite"]}
     return served, validation, {"best_step": result.train_result.best_step,
                                 "steps": result.train_result.timings["steps"],
                                 "seconds": result.timings["train"]}
 
 
-def run_protocol(market, args, protocol: str, hidden: int, labels_name: str) -> dict:
+def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_name: str) -> dict:
     panel, labels = market.panel, label_config(labels_name)
     train_start, train_end, test_start, test_end = STUDY_DATES
     if protocol == "walk-forward":
@@ -117,20 +127,23 @@ def run_protocol(market, args, protocol: str, hidden: int, labels_name: str) -> 
         folds = fold_plan(train_start, train_end, args.wf_start, test_end, WalkForwardConfig(args.retrain_every))
     else:
         folds = fold_plan(train_start, train_end, test_start, test_end, WalkForwardConfig(12))[:1]
-    served = {m: [] for m in MODELS}
-    val = {m: [] for m in MODELS}
+    out = {"protocol": protocol, "kind": kind, "hidden": hidden, "labels": labels_name}
+    served = {m: [] for m in models(out)}
+    val = {m: [] for m in models(out)}
     fold_info = []
     for fold in folds:
-        models, validation, info = fit_fold(panel, fold.train_start, fold.train_end, args, protocol, hidden, labels)
-        for m in MODELS:
-            served[m].append((fold.first_decision, models[m]))
+        fold_models, validation, info = fit_fold(panel, fold.train_start, fold.train_end, args, protocol, hidden,
+                                                 labels, kind)
+        for m in models(out):
+            served[m].append((fold.first_decision, fold_models[m]))
             val[m].append(validation[m]["rank_ic"])
         fold_info.append({"fold": fold.describe(), **info})
         print(f"   {fold.describe()}: best step {info['best_step']} of {info['steps']} ({info['seconds']:.0f} s); "
-              f"validation rank IC " + ", ".join(f"{m} {validation[m]['rank_ic']:.4f}" for m in MODELS), flush=True)
-    out = {"protocol": protocol, "hidden": hidden, "labels": labels_name, "folds": fold_info}
+              f"validation rank IC " + ", ".join(f"{m} {validation[m]['rank_ic']:.4f}" for m in models(out)),
+              flush=True)
+    out["folds"] = fold_info
     decisions = panel.dates[(panel.dates >= folds[0].first_decision) & (panel.dates <= folds[-1].last_decision)]
-    for m in MODELS:
+    for m in models(out):
         figures = {"validation_rank_ic": float(np.mean(val[m]))}
         if not args.validation_only:
             predictions = WalkForwardSignal(served[m]).predict_panel(panel, decisions)
@@ -142,8 +155,9 @@ def run_protocol(market, args, protocol: str, hidden: int, labels_name: str) -> 
 
 
 def print_result(seed: int, out: dict, validation_only: bool) -> None:
-    print(f"== market {seed}, {out['protocol']}, hidden {out['hidden']}, labels {out['labels']}")
-    for m in MODELS:
+    print(f"== market {seed}, {out['protocol']}, {models(out)[0].upper()} hidden {out['hidden']}, "
+          f"labels {out['labels']}")
+    for m in models(out):
         f = out[m]
         line = f"   {m:10s} validation rank IC {f['validation_rank_ic']:7.4f}"
         if not validation_only:
@@ -155,12 +169,13 @@ def print_result(seed: int, out: dict, validation_only: bool) -> None:
 def summary(results: list[dict], validation_only: bool) -> pd.DataFrame:
     rows = []
     for r in results:
-        for m in MODELS:
-            rows.append({"protocol": r["protocol"], "hidden": r["hidden"], "labels": r["labels"], "model": m,
-                         "seed": r["seed"], **r[m]})
+        for m in models(r):
+            rows.append({"protocol": r["protocol"], "kind": models(r)[0], "hidden": r["hidden"], "labels": r["labels"],
+                         "model": m, "seed": r["seed"], **r[m]})
     frame = pd.DataFrame(rows)
     keys = ["validation_rank_ic"] + ([] if validation_only else ["rank_ic_mean", "ic_efficiency"])
-    table = frame.groupby(["protocol", "hidden", "labels", "model"], sort=False)[keys].agg(["mean", "std", "min"])
+    table = frame.groupby(["protocol", "kind", "hidden", "labels", "model"], sort=False)[keys].agg(
+        ["mean", "std", "min"])
     return table
 
 
@@ -179,8 +194,8 @@ def main(argv=None):
         t0 = time.perf_counter()
         market = make_market(seed, n_stocks=args.n_stocks)
         print(f"market {seed}: {market.panel} ({time.perf_counter() - t0:.1f} s)", flush=True)
-        for protocol, hidden, labels in itertools.product(args.protocol, args.hidden, args.labels):
-            out = run_protocol(market, args, protocol, hidden, labels)
+        for protocol, kind, hidden, labels in itertools.product(args.protocol, args.kind, args.hidden, args.labels):
+            out = run_protocol(market, args, protocol, kind, hidden, labels)
             out["seed"] = seed
             print_result(seed, out, args.validation_only)
             results.append(out)
@@ -195,13 +210,13 @@ def report(args, results: list[dict], started: float | None) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(f"\n== mean, std and min over market seeds {args.market_seeds}{took}\n{table}")
     if not args.validation_only:
-        for (protocol, hidden, labels), group in pd.DataFrame(
-                [{"protocol": r["protocol"], "hidden": r["hidden"], "labels": r["labels"], "seed": r["seed"],
-                  "margin": r["lstm"]["ic_efficiency"] - max(r["logistic"]["ic_efficiency"],
-                                                             r["composite"]["ic_efficiency"])}
-                 for r in results]).groupby(["protocol", "hidden", "labels"], sort=False):
-            print(f"   {protocol}, hidden {hidden}, {labels}: LSTM IC efficiency minus the better baseline's, "
-                  f"per market: {', '.join(f'{m:+.3f}' for m in group['margin'])}")
+        for (protocol, kind, hidden, labels), group in pd.DataFrame(
+                [{"protocol": r["protocol"], "kind": models(r)[0], "hidden": r["hidden"], "labels": r["labels"],
+                  "seed": r["seed"], "margin": r[models(r)[0]]["ic_efficiency"] - max(
+                      r[m]["ic_efficiency"] for m in BASELINES)}
+                 for r in results]).groupby(["protocol", "kind", "hidden", "labels"], sort=False):
+            print(f"   {protocol}, {kind.upper()} hidden {hidden}, {labels}: IC efficiency minus the better "
+                  f"baseline's, per market: {', '.join(f'{m:+.3f}' for m in group['margin'])}")
 
 
 if __name__ == "__main__":

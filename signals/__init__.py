@@ -3,8 +3,9 @@ checkpoints and :class:`SignalModel`, the served object (SPEC §5).
 
 Typical use::
 
-    from signals import fit, SignalModel
-    result = fit(panel, "2007-05", "2016-04")          # LSTM + logistic baseline
+    from signals import ModelConfig, SignalModel, SignalSpec, fit
+    result = fit(panel, "2007-05", "2016-04")          # LSTM + logistic baseline + composite
+    gru = fit(panel, "2007-05", "2016-04", SignalSpec(model=ModelConfig(kind="gru")))
     result.signal.save("model.pt")
     signal = SignalModel.load("model.pt")
     probs = signal.predict(history)                     # [N, 3] for history's last month
@@ -21,23 +22,24 @@ from .evaluate import (accuracy_summary, confusion_matrix, evaluate_predictions,
                        information_coefficients, monthly_accuracy)
 from .fit import FitError, FitResult, fit
 from .labels import CLASSES, LabelConfig, LabelError, make_labels
-from .model import Ensemble, LastSnapshotLogistic, LSTMClassifier, ModelConfig, ModelError, RankComposite
+from .model import Ensemble, LastSnapshotLogistic, ModelConfig, ModelError, RankComposite, RecurrentClassifier
 from .preprocess import PreprocessConfig, PreprocessError, preprocess_panel
 from .quick import train_quick
 from .serve import SignalError, SignalModel
+from .spec import SignalSpec, SpecError
 from .train import TrainConfig, TrainError
 from .walkforward import Fold, WalkForwardConfig, WalkForwardError, WalkForwardSignal, fold_plan
 from .windows import WindowConfig, WindowDataset, WindowError
 
 __all__ = [
-    "SignalModel", "CLASSES", "fit", "FitResult", "train_quick",
+    "SignalModel", "SignalSpec", "CLASSES", "fit", "FitResult", "train_quick",
     "WalkForwardSignal", "WalkForwardConfig", "Fold", "fold_plan",
     "PreprocessConfig", "LabelConfig", "WindowConfig", "ModelConfig", "TrainConfig",
     "preprocess_panel", "make_labels", "WindowDataset",
-    "LSTMClassifier", "LastSnapshotLogistic", "RankComposite", "Ensemble", "fit_composite", "factor_rank_ics",
+    "RecurrentClassifier", "LastSnapshotLogistic", "RankComposite", "Ensemble", "fit_composite", "factor_rank_ics",
     "accuracy_summary", "monthly_accuracy", "confusion_matrix", "information_coefficients", "ic_summary",
     "ic_efficiency", "evaluate_predictions",
     "factor_contribution", "style_contribution", "permutation_importance",
     "CheckpointError", "SignalError", "FitError", "PreprocessError", "LabelError", "WindowError",
-    "ModelError", "TrainError", "WalkForwardError",
+    "ModelError", "TrainError", "WalkForwardError", "SpecError",
 ]

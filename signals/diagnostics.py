@@ -14,8 +14,9 @@ from .windows import WindowDataset
 def input_weights(signal: SignalModel) -> tuple[np.ndarray, np.ndarray]:
     """The input layer's weights ``[units, F]`` and biases ``[units]`` as arrays.
 
-    For the LSTM: the first layer's input-to-hidden matrix (4 gates × hidden rows) and
-    ``bias_ih + bias_hh``; for the logistic baseline: its ``[3, F]`` coefficients.
+    For the recurrent model: the first layer's input-to-hidden matrix (gates × hidden rows:
+    4 gates for the LSTM, 3 for the GRU, 1 for the RNN) and ``bias_ih + bias_hh``; for the
+    logistic baseline: its ``[3, F]`` coefficients.
     """
     weight, bias = signal.module.input_layer()
     return weight.detach().cpu().numpy().copy(), bias.detach().cpu().numpy().copy()

@@ -1,9 +1,10 @@
 """``fit``: the whole training pipeline, panel in, served models out.
 
 preprocess (per month-end cross-section) → labels (next month's return class) →
-lazy windows → validation split → train the LSTM (``train.ensemble`` seeds) → train the
-last-snapshot logistic baseline and fit the linear rank composite on the very same
-samples and split → wrap each as :class:`SignalModel`.
+lazy windows → validation split → train the recurrent model (``spec.model.kind``: LSTM,
+GRU or RNN; ``train.ensemble`` seeds) → train the last-snapshot logistic baseline and fit
+the linear rank composite on the very same samples and split → wrap each as
+:class:`SignalModel`, each with its own :class:`SignalSpec`.
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from feeds.panel import Panel, month_end
 
 from .checkpoint import panel_fingerprint
 from .composite import fit_composite
-from .labels import NO_LABEL, LabelConfig, make_labels
-from .model import Ensemble, ModelConfig
-from .preprocess import PreprocessConfig, preprocess_panel
+from .labels import NO_LABEL, make_labels
+from .model import RECURRENT_KINDS, Ensemble
+from .preprocess import preprocess_panel
 from .ranking import mean_rank_ic
 from .serve import SignalModel
+from .spec import SignalSpec
 from .train import TrainConfig, TrainResult, _loss_accuracy, predict_logits, train
 from .windows import WindowConfig, WindowDataset, history_length, sample_index
 
@@ -40,15 +42,16 @@ class FitResult:
     Attributes
     ----------
     signal : SignalModel
-        The trained LSTM (last state, or best validation state with early stopping);
-        with ``train.ensemble > 1`` the average of that many training seeds.
+        The trained recurrent model (last state, or best validation state with early
+        stopping); with ``train.ensemble > 1`` the average of that many training seeds.
     baseline : SignalModel or None
         The last-snapshot multinomial logistic regression, same samples and split.
     composite : SignalModel or None
         The linear rank composite (:mod:`signals.composite`) fitted on the training split.
     validation : dict
         ``{model: {"loss", "accuracy", "rank_ic"}}`` on the whole validation set for
-        ``lstm``, ``baseline`` and ``composite`` (the composite has no loss or accuracy).
+        ``lstm`` (the recurrent model, whatever its kind: the key the run's metrics keep),
+        ``baseline`` and ``composite`` (the composite has no loss or accuracy).
     history, baseline_history : DataFrame
         Training history per evaluation (see :class:`signals.train.TrainResult`).
     validation_accuracy, baseline_validation_accuracy : float
@@ -56,7 +59,7 @@ class FitResult:
     validation_loss, baseline_validation_loss : float
     timings : dict
         Seconds of ``preprocess``, ``train``, ``baseline`` and ``total``, and
-        ``seconds_per_100_steps`` of the LSTM.
+        ``seconds_per_100_steps`` of the recurrent model.
     samples : dict
         Counts: ``train``, ``validation``, ``purged``.
     validation_set : WindowDataset
@@ -87,21 +90,19 @@ BASELINE_EPOCHS = 4.0
 
 
 def default_baseline_train(config: TrainConfig) -> TrainConfig:
-    """The baseline's budget: the LSTM's settings with at least ``BASELINE_EPOCHS`` passes.
+    """The baseline's budget: the recurrent model's settings with at least ``BASELINE_EPOCHS`` passes.
 
     A logistic-regression step costs milliseconds, so the baseline gets enough passes
-    over the samples to converge instead of the LSTM's step budget; it is never the
-    under-trained side of the comparison.
+    over the samples to converge instead of the recurrent model's step budget; it is never
+    the under-trained side of the comparison.
     """
     return replace(config, steps=None, epochs=max(config.epochs or 0.0, BASELINE_EPOCHS))
 
 
-def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = None,
-        preprocess: PreprocessConfig | None = None, labels: LabelConfig | None = None,
-        model: ModelConfig | None = None, train_config: TrainConfig | None = None,
+def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         baseline: TrainConfig | bool = True, composite: bool = True, progress: bool | None = None,
         config: dict | None = None, on_evaluate=None) -> FitResult:
-    """Train the LSTM signal (and the baseline) on ``panel`` between two dates.
+    """Train the recurrent signal (and the baselines) on ``panel`` between two dates.
 
     Parameters
     ----------
@@ -112,34 +113,37 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
         First and last month-end of the training window (any day inside a month). A
         sample ``(t, i)`` needs ``train_start <= t`` and its label month ``t + 1 <=
         train_end``, so no label leaks past the window.
-    window, preprocess, labels, model, train_config : configs, optional
-        Defaults follow the seed study. ``model.n_factors`` is set from the panel.
+    spec : SignalSpec, optional
+        Window, preprocessing, labels, model and training settings; defaults follow the
+        seed study. ``spec.model.kind`` is 'lstm', 'gru' or 'rnn'; ``spec.model.n_factors``
+        is set from the panel.
     baseline : TrainConfig or bool
         Train the logistic baseline: ``True`` with :func:`default_baseline_train`,
         a TrainConfig for its own budget, ``False`` to skip it.
     composite : bool
         Fit the linear rank composite baseline.
     progress : bool, optional
-        Overrides ``train_config.progress`` (the CLI passes ``not --quiet``).
+        Overrides ``spec.train.progress`` (the CLI passes ``not --quiet``).
     config : dict, optional
         The caller's full configuration, stored in the checkpoints.
     on_evaluate : callable, optional
-        ``on_evaluate(step, signal)`` after each evaluation of the LSTM, with a
+        ``on_evaluate(step, signal)`` after each evaluation of the recurrent model, with a
         :class:`SignalModel` around the current weights (for learning curves).
 
     Raises
     ------
     FitError
-        Dates outside the panel, too few months, or no samples.
+        Dates outside the panel, too few months, no samples, or a model kind that is
+        not recurrent.
     """
     started = time.perf_counter()
-    window = window or WindowConfig()
-    preprocess = preprocess or PreprocessConfig()
-    labels = labels or LabelConfig()
-    train_config = train_config or TrainConfig()
-    if progress is not None:
-        train_config = replace(train_config, progress=progress)
-    model = replace(model or ModelConfig(), n_factors=panel.F)
+    spec = spec or SignalSpec()
+    if spec.model.kind not in RECURRENT_KINDS:
+        raise FitError(f"fit trains a recurrent model (model.kind {', '.join(RECURRENT_KINDS)}), got "
+                       f"{spec.model.kind!r}; the logistic and composite baselines come with it")
+    train_config = spec.train if progress is None else replace(spec.train, progress=progress)
+    spec = replace(spec, model=replace(spec.model, n_factors=panel.F), train=train_config)
+    window, preprocess, model = spec.window, spec.preprocess, spec.model
 
     start, end = month_end([train_start])[0], month_end([train_end])[0]
     if start >= end:
@@ -156,7 +160,7 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
     t0 = time.perf_counter()
     values = preprocess_panel(train_panel, preprocess)
     preprocess_seconds = time.perf_counter() - t0
-    label_grid = make_labels(train_panel.ret, train_panel.listed, labels)
+    label_grid = make_labels(train_panel.ret, train_panel.listed, spec.labels)
     history = history_length(train_panel.listed, window.window)
     t, i = sample_index(label_grid, train_panel.listed, window, months=slice(first - warm, None))
     if len(t) == 0:
@@ -180,30 +184,28 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
     if on_evaluate is not None:
         def callback(step, module):
             # A copy: SignalModel serves from the CPU, and the module being trained may be on CUDA.
-            on_evaluate(step, SignalModel(copy.deepcopy(module), model, window, preprocess, labels,
-                                          panel.factor_names, panel.styles, meta))
+            on_evaluate(step, SignalModel(copy.deepcopy(module), spec, panel.factor_names, panel.styles, meta))
     t0 = time.perf_counter()
     members, results = [], []
     for k in range(train_config.ensemble):
         member_config = replace(train_config, seed=train_config.seed + k)
-        desc = "train lstm" if train_config.ensemble == 1 else f"train lstm {k + 1}/{train_config.ensemble}"
+        desc = f"train {model.kind}" + ("" if train_config.ensemble == 1 else f" {k + 1}/{train_config.ensemble}")
         module, member_result = train(model, train_set, val_set, member_config, desc=desc,
                                       on_evaluate=callback if k == 0 else None, val_returns=val_returns)
         members.append(module)
         results.append(member_result)
     result = results[0]
-    served_model = model
+    served = spec
     if len(members) > 1:
-        served_model = replace(model, members=len(members))
-        module = Ensemble(served_model, members).eval()
+        served = replace(spec, model=replace(model, members=len(members)))
+        module = Ensemble(served.model, members).eval()
     train_seconds = time.perf_counter() - t0
     validation = {"lstm": _validation(module, val_set, val_returns, result if len(members) == 1 else None)}
-    lstm_meta = _meta(meta, train_config, result, validation["lstm"])
+    signal_meta = _meta(meta, result, validation["lstm"])
     if len(members) > 1:
-        lstm_meta["members"] = [{"seed": train_config.seed + k, "best_step": r.best_step,
-                                 "validation_rank_ic": r.best_val_rank_ic} for k, r in enumerate(results)]
-    signal = SignalModel(module, served_model, window, preprocess, labels, panel.factor_names, panel.styles,
-                         lstm_meta)
+        signal_meta["members"] = [{"seed": train_config.seed + k, "best_step": r.best_step,
+                                   "validation_rank_ic": r.best_val_rank_ic} for k, r in enumerate(results)]
+    signal = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
 
     base = base_result = None
     base_loss = base_acc = None
@@ -212,31 +214,31 @@ def fit(panel: Panel, train_start, train_end, *, window: WindowConfig | None = N
         base_config = default_baseline_train(train_config) if baseline is True else baseline
         if progress is not None:
             base_config = replace(base_config, progress=progress)
-        base_model = replace(model, kind="logistic")
+        base_spec = replace(spec, model=replace(model, kind="logistic"), train=base_config)
         # The baseline reads month t only (the last listed month of every window), so it trains
         # on one-month views of the same samples: same split, 1/window of the gathering.
         base_train, base_val = train_set.last_month(), val_set.last_month()
         t0 = time.perf_counter()
-        base_module, base_result = train(base_model, base_train, base_val, base_config, desc="train baseline",
+        base_module, base_result = train(base_spec.model, base_train, base_val, base_config, desc="train baseline",
                                          val_returns=val_returns)
         baseline_seconds = time.perf_counter() - t0
         validation["baseline"] = _validation(base_module, base_val, val_returns, base_result)
-        base = SignalModel(base_module, base_model, window, preprocess, labels, panel.factor_names,
-                           panel.styles, _meta(meta, base_config, base_result, validation["baseline"]))
+        base = SignalModel(base_module, base_spec, panel.factor_names, panel.styles,
+                           _meta(meta, base_result, validation["baseline"]))
         base_loss, base_acc = validation["baseline"]["loss"], validation["baseline"]["accuracy"]
 
     rank_model = None
     if composite:
-        rank_preprocess = replace(preprocess, rank=True)
-        ranks = preprocess_panel(train_panel, rank_preprocess)
-        rank_config = replace(model, kind="composite", members=1)
-        rank_module, ics = fit_composite(ranks, outcome, t[train_pos], i[train_pos], rank_config)
+        rank_spec = replace(spec, preprocess=replace(preprocess, rank=True),
+                            model=replace(model, kind="composite", members=1))
+        ranks = preprocess_panel(train_panel, rank_spec.preprocess)
+        rank_module, ics = fit_composite(ranks, outcome, t[train_pos], i[train_pos], rank_spec.model)
         val_score = ranks[t[val_pos], i[val_pos]].astype(np.float64) @ rank_module.weight.double().numpy()
         validation["composite"] = {"loss": float("nan"), "accuracy": float("nan"),
                                    "rank_ic": mean_rank_ic(val_score, val_returns, t[val_pos])}
-        rank_model = SignalModel(rank_module, rank_config, window, rank_preprocess, labels, panel.factor_names,
-                                 panel.styles, {**meta, "factor_rank_ic": dict(zip(panel.factor_names, map(float, ics))),
-                                                "validation_rank_ic": validation["composite"]["rank_ic"]})
+        rank_model = SignalModel(rank_module, rank_spec, panel.factor_names, panel.styles,
+                                 {**meta, "factor_rank_ic": dict(zip(panel.factor_names, map(float, ics))),
+                                  "validation_rank_ic": validation["composite"]["rank_ic"]})
 
     timings = {"preprocess": preprocess_seconds, "train": train_seconds, "baseline": baseline_seconds,
                "seconds_per_100_steps": result.timings["seconds_per_100_steps"],
@@ -285,9 +287,9 @@ def _validation(module, val_set: WindowDataset, val_returns: np.ndarray, result:
             "rank_ic": mean_rank_ic(probs[:, 2] - probs[:, 0], val_returns, val_set.t.numpy())}
 
 
-def _meta(meta: dict, config: TrainConfig, result: TrainResult, validation: dict) -> dict:
+def _meta(meta: dict, result: TrainResult, validation: dict) -> dict:
     history = result.history
-    return {**meta, "train": config.to_dict(), "validation_loss": validation["loss"],
+    return {**meta, "validation_loss": validation["loss"],
             "validation_accuracy": validation["accuracy"], "validation_rank_ic": validation["rank_ic"],
             "best_step": result.best_step, "stopped_early": result.stopped_early, "timings": dict(result.timings),
             "history": {c: history[c].astype(float).tolist() for c in history.columns},

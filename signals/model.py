@@ -1,8 +1,9 @@
-"""The torch modules: the seed's LSTM classifier, the last-snapshot baselines, ensembles.
+"""The torch modules: the recurrent classifier (LSTM, GRU or plain RNN), the last-snapshot
+baselines, ensembles.
 
 All map a batch of windows ``x [B, window, F]`` (and optional ``lengths [B]`` for
 padded histories, listed months first) to 3 logits in :data:`signals.labels.CLASSES`
-order, so one training loop, one checkpoint format and one ``SignalModel`` serve both.
+order, so one training loop, one checkpoint format and one ``SignalModel`` serve them all.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from feeds.errors import UserError
 
-MODEL_KINDS = ("lstm", "logistic", "composite")
+# The cells of :class:`RecurrentClassifier`: the study's LSTM and the two it is compared with.
+RECURRENT_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+RECURRENT_KINDS = tuple(RECURRENT_CELLS)
+MODEL_KINDS = (*RECURRENT_KINDS, "logistic", "composite")
 
 
 class ModelError(UserError):
@@ -23,21 +27,23 @@ class ModelError(UserError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture (defaults in brackets; the seed's in the LSTM column).
+    """Architecture (defaults in brackets: the seed's).
 
     Parameters
     ----------
-    kind : {'lstm', 'logistic', 'composite'}
-        ['lstm'] :class:`LSTMClassifier`; 'logistic' is :class:`LastSnapshotLogistic`;
-        'composite' is :class:`RankComposite` (fitted by :mod:`signals.composite`, not trained).
+    kind : {'lstm', 'gru', 'rnn', 'logistic', 'composite'}
+        ['lstm'] the study's model; 'gru' and 'rnn' (tanh) are the other cells of
+        :class:`RecurrentClassifier`. 'logistic' is :class:`LastSnapshotLogistic` and
+        'composite' :class:`RankComposite` (fitted by :mod:`signals.composite`, not trained):
+        the baselines :func:`signals.fit` trains next to the recurrent model.
     n_factors : int
         [48] input features per month (set from the panel by :func:`signals.fit`).
     hidden : int
-        [400] LSTM units per layer.
+        [400] recurrent units per layer.
     layers : int
-        [2] stacked LSTM layers.
+        [2] stacked recurrent layers.
     dropout : float
-        [0.0] dropout between LSTM layers and before the output layer (the seed uses none).
+        [0.0] dropout between recurrent layers and before the output layer (the seed uses none).
     n_classes : int
         [3] output classes.
     members : int
@@ -70,9 +76,18 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> "ModelConfig":
         return cls(**data)
 
+    def describe(self) -> str:
+        """What the model is, for log lines and reports: ``'2x400 LSTM'``, ``'1x32 GRU, 5 seeds'``."""
+        if self.kind in RECURRENT_KINDS:
+            name = f"{self.layers}x{self.hidden} {self.kind.upper()}"
+        else:
+            name = {"logistic": "last-snapshot logistic", "composite": "rank composite"}[self.kind]
+        return name if self.members == 1 else f"{name}, {self.members} seeds"
 
-class LSTMClassifier(nn.Module):
-    """``nn.LSTM(F, hidden, layers, batch_first=True)`` → last hidden state → linear → logits.
+
+class RecurrentClassifier(nn.Module):
+    """``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN(F, hidden, layers, batch_first=True)`` → last hidden
+    state → linear → logits.
 
     With ``lengths`` the batch is packed, so each sequence's state stops at its own
     last listed month and padding never enters the recurrence.
@@ -81,29 +96,42 @@ class LSTMClassifier(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.lstm = nn.LSTM(config.n_factors, config.hidden, config.layers, batch_first=True,
-                            dropout=config.dropout if config.layers > 1 else 0.0)
+        # Registered under its kind, so the state dict names the cell ('lstm.weight_ih_l0',
+        # 'gru.weight_ih_l0'): LSTM checkpoints keep the keys they had before GRU and RNN.
+        # The cell is built first, then the head: the LSTM's initialisation draws stay as they were.
+        self.add_module(config.kind, RECURRENT_CELLS[config.kind](
+            config.n_factors, config.hidden, config.layers, batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0))
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.n_classes)
+
+    @property
+    def cell(self) -> nn.RNNBase:
+        """The recurrent layers (``self.lstm``, ``self.gru`` or ``self.rnn``)."""
+        return getattr(self, self.config.kind)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is not None and bool((lengths < x.shape[1]).any()):
             x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(x)
+        _, h = self.cell(x)
+        if isinstance(h, tuple):  # the LSTM's (hidden, cell) state
+            h = h[0]
         return self.head(self.dropout(h[-1]))
 
     def input_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input-to-hidden weights ``[4·hidden, F]`` and biases ``[4·hidden]`` of the first layer.
+        """Input-to-hidden weights ``[gates·hidden, F]`` and biases ``[gates·hidden]`` of the first
+        layer (4 gates for the LSTM, 3 for the GRU, 1 for the RNN).
 
-        The bias is ``bias_ih + bias_hh`` (torch splits one bias in two).
+        The bias is ``bias_ih + bias_hh`` (torch splits one bias in two; in the GRU's
+        candidate gate the hidden part is scaled by the reset gate, so there it is a summary).
         """
-        return self.lstm.weight_ih_l0, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0
+        return self.cell.weight_ih_l0, self.cell.bias_ih_l0 + self.cell.bias_hh_l0
 
 
 class LastSnapshotLogistic(nn.Module):
     """Multinomial logistic regression on the last listed month of the window.
 
-    The baseline of SPEC §5: the same samples and pipeline as the LSTM, but no sequence.
+    The baseline of SPEC §5: the same samples and pipeline as the recurrent model, but no sequence.
     """
 
     def __init__(self, config: ModelConfig):
@@ -162,7 +190,7 @@ class Ensemble(nn.Module):
         super().__init__()
         self.config = config
         single = ModelConfig(**{**config.to_dict(), "members": 1})
-        self.members = nn.ModuleList(members or [_SINGLE[config.kind](single) for _ in range(config.members)])
+        self.members = nn.ModuleList(members or [_single(single) for _ in range(config.members)])
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         probs = torch.stack([torch.softmax(m(x, lengths), dim=1) for m in self.members]).mean(0)
@@ -173,9 +201,12 @@ class Ensemble(nn.Module):
         return self.members[0].input_layer()
 
 
-_SINGLE = {"lstm": LSTMClassifier, "logistic": LastSnapshotLogistic, "composite": RankComposite}
+def _single(config: ModelConfig) -> nn.Module:
+    if config.kind in RECURRENT_KINDS:
+        return RecurrentClassifier(config)
+    return {"logistic": LastSnapshotLogistic, "composite": RankComposite}[config.kind](config)
 
 
 def build_model(config: ModelConfig) -> nn.Module:
     """The module ``config.kind`` names (an :class:`Ensemble` of them when ``members > 1``)."""
-    return Ensemble(config) if config.members > 1 else _SINGLE[config.kind](config)
+    return Ensemble(config) if config.members > 1 else _single(config)

@@ -21,11 +21,12 @@ from feeds.errors import UserError
 from feeds.panel import Panel, month_end
 
 from .checkpoint import CheckpointError, library_versions, load_checkpoint, plain, save_checkpoint
-from .labels import CLASSES, LabelConfig
-from .model import ModelConfig, build_model
-from .preprocess import PreprocessConfig, preprocess_panel
+from .labels import CLASSES
+from .model import build_model
+from .preprocess import preprocess_panel
+from .spec import SECTIONS, SignalSpec
 from .train import predict_logits
-from .windows import WindowConfig, WindowDataset, history_length
+from .windows import WindowDataset, history_length
 
 COLUMNS = ("p_down", "p_neutral", "p_up")
 
@@ -48,7 +49,9 @@ class SignalModel:
     classes : tuple
         ``("down", "neutral", "up")``: the column order of :meth:`predict`.
     kind : str
-        'lstm' or 'logistic' (the last-snapshot baseline).
+        ``spec.model.kind``: 'lstm', 'gru', 'rnn', or a baseline's 'logistic' / 'composite'.
+    spec : SignalSpec
+        The window, preprocessing, labels, model and training settings it was trained with.
     meta : dict
         Training record: dates, configuration, seed, versions, panel fingerprint,
         validation accuracy, history.
@@ -56,10 +59,7 @@ class SignalModel:
     Parameters
     ----------
     module : torch.nn.Module
-    model_config : ModelConfig
-    window : WindowConfig
-    preprocess : PreprocessConfig
-    labels : LabelConfig
+    spec : SignalSpec
     factor_names : list of str
     styles : dict, optional
         ``{style: [factor, ...]}``.
@@ -68,32 +68,28 @@ class SignalModel:
 
     classes = CLASSES
 
-    def __init__(self, module: torch.nn.Module, model_config: ModelConfig, window: WindowConfig,
-                 preprocess: PreprocessConfig, labels: LabelConfig, factor_names, styles=None, meta=None):
+    def __init__(self, module: torch.nn.Module, spec: SignalSpec, factor_names, styles=None, meta=None):
         self.module = module.cpu().eval()
         self.device = torch.device("cpu")
-        self.model_config = model_config
-        self.window_config = window
-        self.preprocess_config = preprocess
-        self.label_config = labels
+        self.spec = spec
         self.factor_names = list(factor_names)
         self.styles = {k: list(v) for k, v in (styles or {}).items()}
         self.meta = dict(meta or {})
-        if model_config.n_factors != len(self.factor_names):
-            raise SignalError(f"model reads {model_config.n_factors} factors but {len(self.factor_names)} are named")
+        if spec.model.n_factors != len(self.factor_names):
+            raise SignalError(f"model reads {spec.model.n_factors} factors but {len(self.factor_names)} are named")
 
     # ------------------------------------------------------------ properties
     @property
     def window(self) -> int:
-        return self.window_config.window
+        return self.spec.window.window
 
     @property
     def min_history(self) -> int:
-        return self.window_config.required
+        return self.spec.window.required
 
     @property
     def kind(self) -> str:
-        return self.model_config.kind
+        return self.spec.model.kind
 
     @property
     def history(self) -> pd.DataFrame:
@@ -127,10 +123,7 @@ class SignalModel:
         return plain({
             "kind": self.kind,
             "state_dict": {k: v.cpu() for k, v in self.module.state_dict().items()},
-            "model": self.model_config.to_dict(),
-            "window": self.window_config.to_dict(),
-            "preprocess": self.preprocess_config.to_dict(),
-            "labels": self.label_config.to_dict(),
+            **self.spec.to_dict(),  # one key per section: window, preprocess, labels, model, train
             "classes": list(CLASSES),
             "factor_names": self.factor_names,
             "styles": self.styles,
@@ -146,6 +139,9 @@ class SignalModel:
     def load(cls, path) -> "SignalModel":
         """Load a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``, on CPU).
 
+        A composite baseline saved before the spec existed has no ``train`` section; it reads
+        as the default training settings (a composite is fitted, not trained).
+
         Raises
         ------
         CheckpointError
@@ -155,20 +151,15 @@ class SignalModel:
         if list(payload["classes"]) != list(CLASSES):
             raise CheckpointError(f"{path}: class order {payload['classes']} differs from {list(CLASSES)}")
         try:
-            model_config = ModelConfig.from_dict(payload["model"])
-            window = WindowConfig.from_dict(payload["window"])
-            preprocess = PreprocessConfig.from_dict(payload["preprocess"])
-            labels = LabelConfig.from_dict(payload["labels"])
-            module = build_model(model_config)
+            spec = SignalSpec.from_dict({k: payload[k] for k in SECTIONS if k in payload})
+            module = build_model(spec.model)
             module.load_state_dict(payload["state_dict"], strict=True)
         except (TypeError, ValueError, RuntimeError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{path}: inconsistent checkpoint ({first[:200]})") from None
-        known = {"format", "format_version", "kind", "state_dict", "model", "window", "preprocess",
-                 "labels", "classes", "factor_names", "styles"}
+        known = {"format", "format_version", "kind", "state_dict", *SECTIONS, "classes", "factor_names", "styles"}
         meta = {k: v for k, v in payload.items() if k not in known}
-        return cls(module, model_config, window, preprocess, labels, payload["factor_names"],
-                   payload["styles"], meta)
+        return cls(module, spec, payload["factor_names"], payload["styles"], meta)
 
     # ------------------------------------------------------------ prediction
     def check_panel(self, panel: Panel) -> None:
@@ -205,13 +196,13 @@ class SignalModel:
             listed at the last month or with fewer than ``min_history`` listed months.
         """
         self.check_panel(history)
-        need = self.window if not self.window_config.pads else self.min_history
+        need = self.window if not self.spec.window.pads else self.min_history
         if history.T < need:
             raise SignalError(f"history has {history.T} months; the model needs at least {need} "
                               f"(window {self.window})")
         if history.T > self.window:
             history = history.take(rows=slice(history.T - self.window, history.T))
-        values = preprocess_panel(history, self.preprocess_config)
+        values = preprocess_panel(history, self.spec.preprocess)
         return self._predict_month(values, history.listed)
 
     def predict_panel(self, panel: Panel, dates=None) -> pd.DataFrame:
@@ -233,7 +224,7 @@ class SignalModel:
             (the argmax class name); rows only for stocks with a prediction.
         """
         self.check_panel(panel)
-        first = (self.min_history if self.window_config.pads else self.window) - 1
+        first = (self.min_history if self.spec.window.pads else self.window) - 1
         if dates is None:
             positions = list(range(first, panel.T))
         else:
@@ -246,7 +237,7 @@ class SignalModel:
             if (positions < first).any():
                 bad = wanted[positions < first][0]
                 raise SignalError(f"date {bad.date()} has fewer than {first + 1} months of history in the panel")
-        values = preprocess_panel(panel, self.preprocess_config)
+        values = preprocess_panel(panel, self.spec.preprocess)
         frames = []
         for t in positions:
             lo = max(0, t - self.window + 1)
@@ -272,7 +263,7 @@ class SignalModel:
         out = np.full((values.shape[1], len(CLASSES)), np.nan, dtype=np.float32)
         if len(stocks) == 0:
             return out
-        dataset = WindowDataset(values, np.full(len(stocks), last), stocks, self.window_config,
+        dataset = WindowDataset(values, np.full(len(stocks), last), stocks, self.spec.window,
                                 history=history)
         with torch.no_grad():
             logits = predict_logits(self.module, dataset, device=self.device)

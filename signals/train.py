@@ -5,7 +5,7 @@ its ``nn.Module``): :func:`train` builds the module from a :class:`ModelConfig` 
 a seeded, deterministic scope, draws shuffled batches from a seeded generator,
 evaluates every ``eval_every`` steps on a fixed validation subsample, stops after
 ``patience`` evaluations without a better validation loss and then restores the best state.
-The same loop trains the LSTM and the logistic baseline.
+The same loop trains every recurrent kind (LSTM, GRU, RNN) and the logistic baseline.
 """
 from __future__ import annotations
 

@@ -127,10 +127,14 @@ class WalkForwardSignal:
         folds = sorted(((month_end([d])[0], m) for d, m in folds), key=lambda f: f[0])
         if not folds:
             raise WalkForwardError("a walk-forward signal needs at least one fold")
-        first = folds[0][1]
-        for _, model in folds[1:]:
-            if model.factor_names != first.factor_names or model.window != first.window:
-                raise WalkForwardError("every fold model must read the same factors through the same window")
+
+        def served_alike(model):  # training settings may differ (a fold trained by an older version)
+            spec = model.spec
+            return model.factor_names, spec.window, spec.preprocess, spec.labels, spec.model
+
+        if any(served_alike(model) != served_alike(folds[0][1]) for _, model in folds[1:]):
+            raise WalkForwardError("every fold model must read the same factors with the same window, "
+                                   "preprocessing, labels and model")
         self.starts = pd.DatetimeIndex([d for d, _ in folds])
         self.models = [m for _, m in folds]
 
@@ -158,6 +162,12 @@ class WalkForwardSignal:
     @property
     def kind(self) -> str:
         return self.models[0].kind
+
+    @property
+    def spec(self):
+        """The first fold's :class:`signals.SignalSpec` (every fold serves the same window,
+        preprocessing, labels and model)."""
+        return self.models[0].spec
 
     @property
     def latest(self) -> SignalModel:

@@ -12,7 +12,7 @@ ending at ``t`` (capped at ``window``). A sample needs ``min_history`` of them
 (default: the whole window). With ``min_history < window`` shorter histories are
 padded: their months are packed at the start of the window, the rest is zero, and
 the batch carries ``lengths`` so the model reads only the listed months (a padded
-step never enters the LSTM state; see :class:`signals.model.LSTMClassifier`).
+step never enters the recurrent state; see :class:`signals.model.RecurrentClassifier`).
 """
 from __future__ import annotations
 

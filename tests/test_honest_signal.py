@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from feeds.synthetic import make_market
-from signals import (LabelConfig, ModelConfig, PreprocessConfig, SignalModel, TrainConfig, WalkForwardConfig,
-                     WalkForwardSignal, WindowConfig, fit, fold_plan)
+from signals import (ModelConfig, SignalModel, SignalSpec, TrainConfig, WalkForwardConfig, WalkForwardSignal,
+                     WindowConfig, fit, fold_plan)
 from signals.ranking import cross_sectional_ranks, grouped_rank_ic
 from signals.serve import SignalError
 from signals.walkforward import WalkForwardError
@@ -18,10 +18,11 @@ SMALL = ModelConfig(hidden=8, layers=1)
 
 
 def honest(**kw):
+    """The small model with honest selection: time validation, rank-IC early stopping."""
     base = dict(steps=30, batch_size=128, eval_every=5, eval_samples=0, validation="time", val_months=6,
                 select="rank_ic", patience=3, progress=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return SignalSpec(window=WINDOW, model=SMALL, train=TrainConfig(**base))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def market():
 
 @pytest.fixture(scope="module")
 def fitted(market):
-    return fit(market.panel, "2011-01", "2013-06", window=WINDOW, model=SMALL, train_config=honest())
+    return fit(market.panel, "2011-01", "2013-06", honest())
 
 
 # ------------------------------------------------------------------ selection on validation data
@@ -55,10 +56,10 @@ def test_rank_ic_selection_restores_the_best_validation_state(market, fitted):
 
 
 def test_a_larger_budget_does_not_change_an_early_stopped_model(market):
-    kw = dict(window=WINDOW, model=SMALL, baseline=False, composite=False)
-    short = fit(market.panel, "2011-01", "2013-06", train_config=honest(steps=60, lr=0.01, patience=2), **kw)
+    kw = dict(baseline=False, composite=False)
+    short = fit(market.panel, "2011-01", "2013-06", honest(steps=60, lr=0.01, patience=2), **kw)
     assert short.train_result.stopped_early
-    longer = fit(market.panel, "2011-01", "2013-06", train_config=honest(steps=600, lr=0.01, patience=2), **kw)
+    longer = fit(market.panel, "2011-01", "2013-06", honest(steps=600, lr=0.01, patience=2), **kw)
     for key, value in short.signal.module.state_dict().items():
         assert torch.equal(value, longer.signal.module.state_dict()[key]), key
 
@@ -77,7 +78,7 @@ def test_selection_needs_validation_returns():
     data = WindowDataset(values, np.full(20, 7), np.arange(20), WindowConfig(window=2),
                          labels=np.zeros((8, 20), dtype=np.int64))
     with pytest.raises(TrainError, match="next-month returns"):
-        train(ModelConfig(n_factors=3, hidden=4, layers=1), data, data, honest())
+        train(ModelConfig(n_factors=3, hidden=4, layers=1), data, data, honest().train)
 
 
 # ------------------------------------------------------------------ rank composite
@@ -100,7 +101,7 @@ def test_grouped_rank_ic_matches_a_per_month_spearman():
 
 def test_composite_weights_follow_the_factors_training_ics(market, fitted):
     composite = fitted.composite
-    assert composite.kind == "composite" and composite.preprocess_config.rank
+    assert composite.kind == "composite" and composite.spec.preprocess.rank
     ics = composite.meta["factor_rank_ic"]
     weight = composite.module.weight.numpy()
     assert np.sign(weight).tolist() == np.sign([ics[f] for f in composite.factor_names]).tolist()
@@ -118,18 +119,31 @@ def test_composite_and_ensemble_checkpoints_round_trip(tmp_path, market, fitted)
     dates = market.panel.dates[-3:]
     pd.testing.assert_frame_equal(again.predict_panel(market.panel, dates),
                                   fitted.composite.predict_panel(market.panel, dates))
+    assert again.spec == fitted.composite.spec
+
+
+def test_a_composite_checkpoint_written_before_the_spec_still_loads(tmp_path, fitted):
+    # Composites were saved without a 'train' section until the spec; the format is otherwise the same.
+    from signals.checkpoint import payload_digest
+    path = fitted.composite.save(tmp_path / "composite.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["train"]
+    payload["digest"] = payload_digest(payload)
+    torch.save(payload, path)
+    loaded = SignalModel.load(path)
+    assert loaded.spec == replace(fitted.composite.spec, train=TrainConfig())
 
 
 # ------------------------------------------------------------------ ensembles
 def test_an_ensemble_averages_the_probabilities_of_consecutive_training_seeds(tmp_path, market):
-    kw = dict(window=WINDOW, model=SMALL, baseline=False, composite=False)
-    pair = fit(market.panel, "2011-01", "2013-06", train_config=honest(ensemble=2, seed=5), **kw)
-    one = fit(market.panel, "2011-01", "2013-06", train_config=honest(seed=5), **kw)
-    two = fit(market.panel, "2011-01", "2013-06", train_config=honest(seed=6), **kw)
+    kw = dict(baseline=False, composite=False)
+    pair = fit(market.panel, "2011-01", "2013-06", honest(ensemble=2, seed=5), **kw)
+    one = fit(market.panel, "2011-01", "2013-06", honest(seed=5), **kw)
+    two = fit(market.panel, "2011-01", "2013-06", honest(seed=6), **kw)
     history = market.panel.take(rows=slice(30, 36))
     expected = (one.signal.predict(history) + two.signal.predict(history)) / 2
     np.testing.assert_allclose(pair.signal.predict(history), expected, atol=1e-6, equal_nan=True)
-    assert pair.signal.model_config.members == 2 and len(pair.signal.meta["members"]) == 2
+    assert pair.signal.spec.model.members == 2 and len(pair.signal.meta["members"]) == 2
     loaded = SignalModel.load(pair.signal.save(tmp_path / "ensemble.pt"))
     np.testing.assert_array_equal(loaded.predict(history), pair.signal.predict(history))
 
@@ -140,8 +154,8 @@ def test_the_learning_curve_callback_gets_a_copy_not_the_training_module(market)
     def on_evaluate(step, signal):
         seen.append(signal.module)
 
-    result = fit(market.panel, "2011-01", "2013-06", window=WINDOW, model=SMALL, baseline=False, composite=False,
-                 train_config=honest(steps=10, patience=None), on_evaluate=on_evaluate)
+    result = fit(market.panel, "2011-01", "2013-06", honest(steps=10, patience=None), baseline=False,
+                 composite=False, on_evaluate=on_evaluate)
     assert seen and all(m is not result.signal.module for m in seen)
 
 
@@ -170,8 +184,8 @@ def test_fold_plan_covers_the_test_months_once_with_training_before_each_fold():
 def walk(market):
     config = WalkForwardConfig(retrain_every=6)
     plan = fold_plan("2011-01", "2013-06", "2013-07", "2014-06", config)
-    models = [fit(market.panel, f.train_start, f.train_end, window=WINDOW, model=SMALL, train_config=honest(),
-                  baseline=False, composite=False).signal for f in plan]
+    models = [fit(market.panel, f.train_start, f.train_end, honest(), baseline=False, composite=False).signal
+              for f in plan]
     return plan, WalkForwardSignal([(f.first_decision, m) for f, m in zip(plan, models)])
 
 
@@ -212,8 +226,7 @@ def test_a_fold_model_never_sees_data_after_its_training_window(market, walk):
     altered = panel.take(rows=slice(0, panel.T))
     altered.factors[cut:] = np.random.default_rng(9).normal(size=altered.factors[cut:].shape).astype(np.float32)
     altered.ret[cut:] = -altered.ret[cut:]
-    again = fit(altered, plan[0].train_start, plan[0].train_end, window=WINDOW, model=SMALL, train_config=honest(),
-                baseline=False, composite=False).signal
+    again = fit(altered, plan[0].train_start, plan[0].train_end, honest(), baseline=False, composite=False).signal
     for key, value in signal.models[0].module.state_dict().items():
         assert torch.equal(value, again.module.state_dict()[key]), key
 

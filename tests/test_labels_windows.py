@@ -5,7 +5,7 @@ import torch
 
 from signals.fit import split_validation
 from signals.labels import NO_LABEL, LabelConfig, LabelError, classify, make_labels
-from signals.model import LSTMClassifier, LastSnapshotLogistic, ModelConfig
+from signals.model import LastSnapshotLogistic, ModelConfig, RecurrentClassifier
 from signals.train import TrainConfig
 from signals.windows import (BatchSampler, WindowConfig, WindowDataset, WindowError, eligible, history_length,
                              sample_index)
@@ -108,9 +108,10 @@ def test_padded_windows_put_the_listed_months_first_and_zero_the_rest():
     np.testing.assert_array_equal(x[1].numpy(), values[4:8, 0])
 
 
-def test_padded_lstm_reads_only_the_listed_months():
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_padded_recurrent_model_reads_only_the_listed_months(kind):
     torch.manual_seed(0)
-    model = LSTMClassifier(ModelConfig(n_factors=2, hidden=5, layers=2)).eval()
+    model = RecurrentClassifier(ModelConfig(kind=kind, n_factors=2, hidden=5, layers=2)).eval()
     short = torch.randn(1, 3, 2)
     padded = torch.cat([short, torch.zeros(1, 3, 2)], dim=1)
     with torch.no_grad():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from feeds.synthetic import make_market
-from signals import (CLASSES, CheckpointError, ModelConfig, SignalError, SignalModel, TrainConfig, WindowConfig,
-                     fit)
+from signals import (CLASSES, CheckpointError, ModelConfig, SignalError, SignalModel, SignalSpec, TrainConfig,
+                     WindowConfig, fit)
 
 WINDOW = 6
 
@@ -21,8 +21,9 @@ def market():
 
 
 def small_fit(panel, window=WindowConfig(window=WINDOW), **train):
-    return fit(panel, "2011-01", "2013-12", window=window, model=ModelConfig(hidden=8, layers=2),
-               train_config=TrainConfig(steps=8, batch_size=256, eval_every=4, progress=False, **train),
+    spec = SignalSpec(window=window, model=ModelConfig(hidden=8, layers=2),
+                      train=TrainConfig(steps=8, batch_size=256, eval_every=4, progress=False, **train))
+    return fit(panel, "2011-01", "2013-12", spec,
                baseline=TrainConfig(steps=8, batch_size=256, eval_every=4, progress=False))
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from feeds.synthetic import make_market
-from signals import LabelConfig, ModelConfig, TrainConfig, WindowConfig, evaluate_predictions, fit
+from signals import LabelConfig, ModelConfig, SignalSpec, TrainConfig, WindowConfig, evaluate_predictions, fit
 from signals.train import TrainError, evaluate, resolve_device, train
 from signals.windows import WindowDataset
 
@@ -107,8 +107,9 @@ def test_budgets_and_settings():
 def test_fit_never_reads_past_the_training_window():
     market = make_market(8, n_stocks=150, start="2010-01", end="2013-12")
     panel = market.panel
-    settings = dict(window=WindowConfig(window=6), model=ModelConfig(hidden=8, layers=1), baseline=False,
-                    train_config=TrainConfig(steps=6, batch_size=128, eval_every=3, progress=False))
+    settings = dict(spec=SignalSpec(window=WindowConfig(window=6), model=ModelConfig(hidden=8, layers=1),
+                                    train=TrainConfig(steps=6, batch_size=128, eval_every=3, progress=False)),
+                    baseline=False)
     a = fit(panel, "2011-01", "2012-12", **settings)
     after = panel.dates > pd.Timestamp("2012-12-31")
     rng = np.random.default_rng(1)
@@ -134,9 +135,9 @@ def test_lstm_beats_the_last_snapshot_baseline_on_a_sequence_only_market():
                          share_sequence=1, mu_scale=0.03)
     panel = market.panel
     labels = LabelConfig(kind="tercile")
-    result = fit(panel, "2008-01", "2013-12", window=WindowConfig(window=12), labels=labels,
-                 model=ModelConfig(hidden=32, layers=1),
-                 train_config=TrainConfig(steps=300, batch_size=256, lr=3e-3, eval_every=100, progress=False),
+    spec = SignalSpec(window=WindowConfig(window=12), labels=labels, model=ModelConfig(hidden=32, layers=1),
+                      train=TrainConfig(steps=300, batch_size=256, lr=3e-3, eval_every=100, progress=False))
+    result = fit(panel, "2008-01", "2013-12", spec,
                  baseline=TrainConfig(steps=None, epochs=3, batch_size=256, lr=3e-3, eval_every=100,
                                       progress=False))
     oos = panel.slice("2014-01", "2014-12").dates
