@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from .crosssection import rank_ic
 from .panel import Panel, PanelError, month_end
 
 STYLES: dict[str, list[str]] = {
@@ -145,18 +146,6 @@ class Market:
     def oracle_rank_ic(self) -> pd.Series:
         """Monthly Spearman correlation of mu[t] with the realised return of month t+1."""
         return rank_ic(self.oracle[:-1], self.panel.ret[1:], self.panel.dates[:-1])
-
-
-def rank_ic(score: np.ndarray, outcome: np.ndarray, dates) -> pd.Series:
-    """Row-wise Spearman correlation of two [T, N] arrays over cells where both are finite."""
-    out = np.full(len(score), np.nan)
-    for t in range(len(score)):
-        ok = np.isfinite(score[t]) & np.isfinite(outcome[t])
-        if ok.sum() >= 10:
-            a = pd.Series(score[t, ok]).rank().to_numpy()
-            b = pd.Series(outcome[t, ok]).rank().to_numpy()
-            out[t] = np.corrcoef(a, b)[0, 1]
-    return pd.Series(out, index=pd.DatetimeIndex(dates), name="rank_ic")
 
 
 def make_market(seed: int = 0, **overrides) -> Market:

@@ -1,40 +1,18 @@
 """Cross-sectional ranks and rank correlations (numpy and pandas only).
 
-The criterion of model selection (:func:`grouped_rank_ic`) and the linear rank composite
+The criterion of model selection (:func:`mean_rank_ic`) and the linear rank composite
 (:mod:`signals.composite`) both measure how well a score orders one month's stocks by
-their next-month return: the Spearman correlation inside each month, averaged over months.
+their next-month return: the Spearman correlation inside each month, averaged over months,
+computed by :mod:`feeds.crosssection` (the one implementation, which the evaluation and
+the synthetic market's oracle use too).
 """
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-MIN_STOCKS = 10  # fewer stocks in a month give no meaningful rank correlation
+from feeds.crosssection import MIN_STOCKS, grouped_rank_ic
 
-
-def grouped_rank_ic(score: np.ndarray, outcome: np.ndarray, groups: np.ndarray) -> pd.Series:
-    """Spearman correlation of ``score`` with ``outcome`` inside each group (month).
-
-    Parameters
-    ----------
-    score, outcome : ndarray [n]
-        One value per sample; non-finite pairs are left out.
-    groups : ndarray [n]
-        The month of each sample.
-
-    Returns
-    -------
-    Series
-        Indexed by group, NaN for groups with fewer than ``MIN_STOCKS`` finite pairs.
-    """
-    frame = pd.DataFrame({"g": np.asarray(groups), "s": np.asarray(score, dtype=np.float64),
-                          "o": np.asarray(outcome, dtype=np.float64)})
-    frame = frame[np.isfinite(frame["s"]) & np.isfinite(frame["o"])]
-    ranks = frame.groupby("g")[["s", "o"]].rank()
-    ranks["g"] = frame["g"]
-    counts = ranks.groupby("g").size()
-    ic = ranks.groupby("g")[["s", "o"]].corr().xs("s", level=1)["o"] if len(ranks) else pd.Series(dtype=float)
-    return ic.where(counts.reindex(ic.index) >= MIN_STOCKS)
+__all__ = ["MIN_STOCKS", "grouped_rank_ic", "mean_rank_ic", "cross_sectional_ranks"]
 
 
 def mean_rank_ic(score: np.ndarray, outcome: np.ndarray, groups: np.ndarray) -> float:

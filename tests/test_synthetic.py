@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.synthetic import STYLES, make_market, rank_ic
+from feeds.crosssection import MIN_STOCKS, grouped_rank_ic, rank_ic
+from feeds.synthetic import STYLES, make_market
 from feeds.panel import PanelError
 
 
@@ -172,6 +173,24 @@ def test_rank_ic_helper():
     score = np.array([[1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, np.nan]])
     outcome = score.copy() ** 3
     assert rank_ic(score, outcome, ["2020-01-31"]).iloc[0] == pytest.approx(1.0)
+
+
+def test_rank_ic_by_rows_and_by_groups_agree():
+    """The [T, N] form and the per-sample form are one computation: ties share their average
+    rank, non-finite pairs drop out and a month needs MIN_STOCKS pairs."""
+    rng = np.random.default_rng(3)
+    score = np.round(rng.normal(size=(4, 30)), 1)  # ties
+    outcome = rng.normal(size=(4, 30))
+    score[0, :25] = np.nan  # 5 pairs left: too few
+    outcome[1, :30 - MIN_STOCKS] = np.inf  # exactly MIN_STOCKS pairs left
+    rows = rank_ic(score, outcome, pd.date_range("2020-01-31", periods=4, freq="ME"))
+    groups = grouped_rank_ic(score.ravel(), outcome.ravel(), np.repeat(np.arange(4), 30))
+    np.testing.assert_array_equal(rows.to_numpy(), groups.to_numpy())
+    assert np.isnan(rows.iloc[0]) and np.isfinite(rows.iloc[1:]).all()
+    for t in (1, 2, 3):
+        ok = np.isfinite(score[t]) & np.isfinite(outcome[t])
+        expected = pd.Series(score[t, ok]).corr(pd.Series(outcome[t, ok]), method="spearman")
+        assert rows.iloc[t] == pytest.approx(expected)
 
 
 def test_every_listed_month_has_a_price(market):
