@@ -2,7 +2,7 @@
 
 Both runs trade the same ``LSTMTercileStrategy`` (book ``high``, class selection, 100-share
 lots, A-share costs) on the same market slice with the same cheap deterministic signal
-(:class:`strategies.LinearSignal`), so only the feed differs: ``feeds.add_panel_feeds``
+(``LinearSignal`` of ``tests/doubles.py``), so only the feed differs: ``feeds.add_panel_feeds``
 against one ``bt.feeds.PandasData`` subclass per stock carrying the same extra lines
 (``feeds.pandas_feeds``). Timed: building the feeds plus ``cerebro.run()``. The two runs
 must end with the same broker value, which the script checks.
@@ -31,13 +31,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the deterministic test signal (tests/doubles.py)
 
 import backtrader as bt  # noqa: E402
 import numpy as np  # noqa: E402
+from doubles import LinearSignal  # noqa: E402
 
 from feeds import add_panel_feeds, make_market, pandas_feeds  # noqa: E402
-from strategies import AShareCommission, LinearSignal, LSTMTercileStrategy  # noqa: E402
+from strategies import AShareCommission, LSTMTercileStrategy  # noqa: E402
 
 
 def market_slice(stocks: int, months: int, seed: int):

@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from feeds.synthetic import STYLES, make_market
 from reports import (build_figures, metrics_document, monthly_prediction_stats, prediction_metrics, save_figures,
                      write_report, write_tearsheet)
-
-CLASSES = np.array(["down", "neutral", "up"])
+from signals.predictions import frame_from_probabilities
 
 
 def predictions_from(score: pd.Series, rng: np.random.Generator, noise: float) -> pd.DataFrame:
@@ -35,9 +34,7 @@ def predictions_from(score: pd.Series, rng: np.random.Generator, noise: float) -
     logits = np.stack([-1.2 * s, np.full(len(s), 0.6), 1.2 * s], axis=1)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
-    frame = pd.DataFrame(p, index=score.index, columns=["p_down", "p_neutral", "p_up"])
-    frame["pred"] = CLASSES[p.argmax(axis=1)]
-    return frame
+    return frame_from_probabilities(score.index, p)
 
 
 def basket_returns(pred: pd.DataFrame, next_return: pd.Series, mode: str, top_pct: float = 0.3) -> pd.DataFrame:

@@ -18,8 +18,8 @@ alphalens when it is installed):
 * :func:`ic_by_industry`: mean rank IC within each industry (alphalens
   ``mean_information_coefficient(by_group=True)``).
 
-A month with fewer than :data:`MIN_STOCKS` stocks (or an industry-month with fewer than
-:data:`MIN_GROUP`) has no IC, as in ``signals.evaluate``.
+A month with fewer than :data:`MIN_STOCKS` stocks (``feeds.crosssection``, the evaluation's
+threshold; an industry-month with fewer than :data:`MIN_GROUP`) has no IC, as in ``signals.evaluate``.
 """
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from scipy import stats
 
+from feeds.crosssection import MIN_STOCKS
+
 from .figures import _date_axis
 from .inputs import ReportError, date_code_index, require_columns
 
-MIN_STOCKS = 10
 MIN_GROUP = 5
 _FORWARD = re.compile(r"fwd_(\d+)m")
 

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from feeds.errors import UserError
+from feeds.panel import Panel
+from signals.predictions import PREDICTION_COLUMNS, PredictionsError, grid_positions
 
-CLASSES = ("down", "neutral", "up")
 BASKETS = ("high", "neutral", "low", "universe")
 
 
@@ -93,6 +94,32 @@ def date_code_index(obj, name: str) -> None:
         raise ReportError(f"{name}: expected a (date, code) MultiIndex, got {type(index).__name__}")
     if not isinstance(index.levels[0], pd.DatetimeIndex):
         raise ReportError(f"{name}: the first index level must hold dates, got {index.levels[0].dtype}")
+
+
+def predictions_on_panel(predictions, panel) -> tuple[np.ndarray, np.ndarray]:
+    """Check a predictions frame against the panel it was made on.
+
+    Returns
+    -------
+    t, i : ndarray
+        The panel row (date) and column (code) of every prediction.
+
+    Raises
+    ------
+    ReportError
+        Not a ``(date, code)``-indexed frame with the ``signals.predictions`` columns, not a
+        Panel, a duplicate ``(date, code)``, or a prediction off the panel's grid.
+    """
+    date_code_index(predictions, "predictions")
+    require_columns(predictions, PREDICTION_COLUMNS, "predictions")
+    if not isinstance(panel, Panel):
+        raise ReportError(f"panel: expected a feeds.panel.Panel, got {type(panel).__name__}")
+    if not predictions.index.is_unique:
+        raise ReportError(f"predictions: duplicate (date, code) {predictions.index[predictions.index.duplicated()][0]}")
+    try:
+        return grid_positions(predictions.index, panel.dates, panel.codes)
+    except PredictionsError as exc:
+        raise ReportError(f"predictions: {exc}") from None
 
 
 def json_safe(value):

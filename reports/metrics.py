@@ -25,20 +25,19 @@ import pandas as pd
 from scipy import stats
 
 from feeds.panel import Panel
-from feeds.synthetic import rank_ic
+from signals import evaluate
 
-from .inputs import BASKETS, ReportError, cash_filled, date_code_index, json_safe, monthly_returns, require_columns
+from .inputs import (BASKETS, ReportError, cash_filled, json_safe, monthly_returns, predictions_on_panel,
+                     require_columns)
 
 if TYPE_CHECKING:
     from signals.labels import LabelConfig
 
 PERIOD = "monthly"
-PREDICTION_COLUMNS = ("p_down", "p_neutral", "p_up", "pred")
 BOOK_KEYS = ("n_months", "n_empty_months", "degenerate", "cum_return", "annual_return", "annual_volatility", "sharpe", "sortino",
              "max_drawdown", "calmar", "alpha", "beta")
 LONG_SHORT_KEYS = ("cum_excess", "monthly_win_rate", "t_stat", "mean_excess", "n_months", "degenerate")
-PREDICTION_KEYS = ("n_months", "n_predictions", "oos_accuracy", "no_skill_accuracy", "ic_mean", "rank_ic_mean", "icir",
-                   "rank_icir", "ic_efficiency", "oracle_rank_ic_mean")
+PREDICTION_KEYS = evaluate.SUMMARY_KEYS
 
 
 # ============================================================================ books
@@ -185,9 +184,9 @@ def long_short_excess(high: pd.Series, low: pd.Series) -> pd.Series:
 
 
 # ============================================================================ predictions
-# The evaluation itself lives in signals.evaluate (one implementation for the project);
-# these two functions shape its output for the report: a monthly table for the figures
-# and the metrics.json keys.
+# The evaluation itself lives in signals.evaluate (one implementation for the project, which
+# names its figures as metrics.json does); these two functions check the report's inputs and
+# hand them over.
 def monthly_prediction_stats(predictions: pd.DataFrame, panel: Panel, labels: LabelConfig | None = None,
                              oracle: np.ndarray | None = None) -> pd.DataFrame:
     """Per decision month: accuracy, its no-skill reference, IC and rank IC (and the oracle's rank IC).
@@ -209,64 +208,28 @@ def monthly_prediction_stats(predictions: pd.DataFrame, panel: Panel, labels: La
     Returns
     -------
     pd.DataFrame
-        Indexed by decision month-end ``date``: ``accuracy``, ``no_skill`` (share of
-        the month's most frequent realised class), ``n`` (labelled predictions) from
-        :func:`signals.evaluate.monthly_accuracy`; ``ic``, ``rank_ic`` of
-        ``p_up - p_down`` vs the next-month return and ``n_ic`` from
-        :func:`signals.evaluate.information_coefficients`; ``oracle_rank_ic`` with an oracle.
+        :func:`signals.evaluate.monthly_evaluation`: indexed by decision month-end
+        ``date``: ``accuracy``, ``no_skill`` (share of the month's most frequent realised
+        class), ``n`` (labelled predictions), ``ic``, ``rank_ic`` of ``p_up - p_down`` vs
+        the next-month return, ``n_ic``; ``oracle_rank_ic`` with an oracle.
     """
-    _check_predictions(predictions, panel)
-    from signals import evaluate  # deferred: importing signals loads torch, which the book metrics never need
-
-    accuracy = evaluate.monthly_accuracy(predictions, panel, labels)
-    ics = evaluate.information_coefficients(predictions, panel).rename(columns={"n": "n_ic"})
-    monthly = accuracy.join(ics, how="outer")
-    monthly["n"] = monthly["n"].fillna(0).astype(int)
-    monthly["n_ic"] = monthly["n_ic"].fillna(0).astype(int)
-    if oracle is not None:
-        oracle = np.asarray(oracle, dtype=np.float64)
-        if oracle.shape != (panel.T, panel.N):
-            raise ReportError(f"oracle: shape {oracle.shape} does not match the panel {(panel.T, panel.N)}")
-        signal = evaluate.to_grid(evaluate.score(predictions), panel)
-        best = rank_ic(np.where(np.isfinite(signal), oracle, np.nan), evaluate.next_returns(panel), panel.dates)
-        monthly["oracle_rank_ic"] = best.reindex(monthly.index).to_numpy()
-    monthly.index.name = "date"
-    return monthly
+    _check_predictions(predictions, panel, oracle)
+    return evaluate.monthly_evaluation(predictions, panel, labels, oracle)
 
 
 def prediction_metrics(predictions: pd.DataFrame, panel: Panel, labels: LabelConfig | None = None,
                        oracle: np.ndarray | None = None) -> dict:
-    """The prediction scalars of ``metrics.json``, from :func:`signals.evaluate.evaluate_predictions`.
-
-    Returns
-    -------
-    dict
-        ``n_months`` (months with an IC), ``n_predictions`` (labelled predictions),
-        ``oos_accuracy`` and ``no_skill_accuracy`` (pooled over all labelled
-        predictions), ``ic_mean``, ``rank_ic_mean``, ``icir`` and ``rank_icir`` (mean /
-        std of the monthly values, not annualised), and with an oracle
-        ``ic_efficiency`` (model mean rank IC / oracle mean rank IC, same months and
-        stocks) and ``oracle_rank_ic_mean``; NaN where not available.
-    """
-    _check_predictions(predictions, panel)
-    from signals import evaluate  # deferred, as above
-
-    found = evaluate.evaluate_predictions(predictions, panel, labels, oracle)
-    out = {"n_months": found["ic_months"], "n_predictions": found["n"], "oos_accuracy": found["oos_accuracy"],
-           "no_skill_accuracy": found["no_skill"], "ic_mean": found["ic_mean"],
-           "rank_ic_mean": found["rank_ic_mean"], "icir": found["icir"], "rank_icir": found["rank_icir"],
-           "ic_efficiency": found.get("ic_efficiency", np.nan),
-           "oracle_rank_ic_mean": found.get("oracle_rank_ic", np.nan)}
-    return {k: int(v) if k.startswith("n_") else float(v) for k, v in out.items()}
+    """The prediction scalars of ``metrics.json`` (:data:`PREDICTION_KEYS`): the inputs checked
+    (one :class:`ReportError` per mistake), then :func:`signals.evaluate.evaluate_predictions`,
+    which defines every key (``ic_efficiency`` and ``oracle_rank_ic_mean`` NaN without an oracle)."""
+    _check_predictions(predictions, panel, oracle)
+    return evaluate.evaluate_predictions(predictions, panel, labels, oracle)
 
 
-def _check_predictions(predictions, panel) -> None:
-    date_code_index(predictions, "predictions")
-    require_columns(predictions, PREDICTION_COLUMNS, "predictions")
-    if not isinstance(panel, Panel):
-        raise ReportError(f"panel: expected a feeds.panel.Panel, got {type(panel).__name__}")
-    if not predictions.index.is_unique:
-        raise ReportError(f"predictions: duplicate (date, code) {predictions.index[predictions.index.duplicated()][0]}")
+def _check_predictions(predictions, panel, oracle) -> None:
+    predictions_on_panel(predictions, panel)
+    if oracle is not None and np.shape(oracle) != (panel.T, panel.N):
+        raise ReportError(f"oracle: shape {np.shape(oracle)} does not match the panel {(panel.T, panel.N)}")
 
 
 # ============================================================================ metrics.json

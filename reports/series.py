@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from feeds.panel import Panel
+from signals.predictions import PROBABILITY_COLUMNS, score
 
 from .files import atomic_path
-from .inputs import BASKETS, ReportError, date_code_index, monthly_returns, require_columns
+from .inputs import BASKETS, monthly_returns, predictions_on_panel, require_columns
 
 HORIZONS = (1, 3, 6)  # months of the factor file's forward returns
 CSV_FILES = ("returns", "ic", "turnover")
@@ -106,17 +107,12 @@ def factor_frame(predictions: pd.DataFrame, panel: Panel, horizons: Sequence[int
         listed at ``t``: ``fwd_1m`` is the outcome every IC of the run is computed on)
         and ``industry`` (the panel's industry name at ``t``; missing without one).
     """
-    date_code_index(predictions, "predictions")
-    require_columns(predictions, ("p_down", "p_neutral", "p_up", "pred"), "predictions")
-    t = panel.dates.get_indexer(predictions.index.get_level_values(0))
-    i = panel.codes.get_indexer(predictions.index.get_level_values(1).astype(str))
-    if (t < 0).any() or (i < 0).any():
-        raise ReportError("predictions: (date, code) pairs that are not on the panel")
-    out = pd.DataFrame({"score": (predictions["p_up"] - predictions["p_down"]).to_numpy(np.float64)},
+    t, i = predictions_on_panel(predictions, panel)
+    out = pd.DataFrame({"score": score(predictions).to_numpy(np.float64)},
                        index=pd.MultiIndex.from_arrays([predictions.index.get_level_values(0),
                                                         predictions.index.get_level_values(1).astype(str)],
                                                        names=["date", "asset"]))
-    for col in ("p_down", "p_neutral", "p_up"):
+    for col in PROBABILITY_COLUMNS:
         out[col] = predictions[col].to_numpy(np.float64)
     out["pred"] = predictions["pred"].astype(str).to_numpy()
     growth = np.log1p(panel.ret)  # NaN where the month's return is unknown

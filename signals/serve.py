@@ -23,12 +23,11 @@ from feeds.panel import Panel, month_end
 from .checkpoint import CheckpointError, library_versions, load_checkpoint, plain, save_checkpoint
 from .labels import CLASSES
 from .model import build_model
+from .predictions import prediction_frame
 from .preprocess import preprocess_panel
 from .spec import SECTIONS, SignalSpec
 from .train import predict_logits
 from .windows import WindowDataset, history_length
-
-COLUMNS = ("p_down", "p_neutral", "p_up")
 
 
 class SignalError(UserError):
@@ -238,22 +237,11 @@ class SignalModel:
                 bad = wanted[positions < first][0]
                 raise SignalError(f"date {bad.date()} has fewer than {first + 1} months of history in the panel")
         values = preprocess_panel(panel, self.spec.preprocess)
-        frames = []
-        for t in positions:
+        probs = np.full((len(positions), panel.N, len(CLASSES)), np.nan, dtype=np.float32)
+        for k, t in enumerate(positions):
             lo = max(0, t - self.window + 1)
-            probs = self._predict_month(values[lo:t + 1], panel.listed[lo:t + 1])
-            rows = np.flatnonzero(np.isfinite(probs[:, 0]))
-            index = pd.MultiIndex.from_arrays([np.full(len(rows), panel.dates[t]), panel.codes[rows]],
-                                              names=["date", "code"])
-            frames.append(pd.DataFrame(probs[rows], index=index, columns=list(COLUMNS)))
-        if frames:
-            out = pd.concat(frames)
-        else:
-            out = pd.DataFrame(columns=list(COLUMNS),
-                               index=pd.MultiIndex.from_arrays([pd.DatetimeIndex([]), []], names=["date", "code"]))
-        out["pred"] = np.asarray(CLASSES, dtype=object)[out[list(COLUMNS)].to_numpy().argmax(axis=1)] \
-            if len(out) else pd.Series(dtype=object)
-        return out
+            probs[k] = self._predict_month(values[lo:t + 1], panel.listed[lo:t + 1])
+        return prediction_frame(panel.dates[positions], panel.codes, probs)
 
     def _predict_month(self, values: np.ndarray, listed: np.ndarray) -> np.ndarray:
         """Probabilities [N, 3] for the last month of preprocessed ``values`` [W', N, F]."""

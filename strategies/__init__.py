@@ -5,11 +5,9 @@ from .backtest import BookRun, run_book
 from .baskets import (BASKETS, BOOKS, MAX_GROSS, SELECTIONS, StrategyParamError, StrategyWarning, book_weights,
                       form_baskets, plan_rebalance)
 from .commission import AShareCommission, round_to_lot
-from .linear_signal import LinearSignal, prediction_frame
 from .reference import book_returns
 from .tercile import LSTMTercileStrategy, MonthRecord
 
 __all__ = ["run_book", "BookRun", "LSTMTercileStrategy", "MonthRecord", "AShareCommission", "round_to_lot",
-           "BasketReturns", "Turnover", "PredictionLog", "book_returns", "LinearSignal",
-           "prediction_frame", "form_baskets", "book_weights", "plan_rebalance",
-           "StrategyParamError", "StrategyWarning", "MAX_GROSS", "BASKETS", "BOOKS", "SELECTIONS"]
+           "BasketReturns", "Turnover", "PredictionLog", "book_returns", "form_baskets", "book_weights",
+           "plan_rebalance", "StrategyParamError", "StrategyWarning", "MAX_GROSS", "BASKETS", "BOOKS", "SELECTIONS"]

@@ -18,9 +18,9 @@ import pandas as pd
 from feeds.panel import Panel, month_end
 from signals.evaluate import information_coefficients, monthly_accuracy
 from signals.labels import LabelConfig
+from signals.predictions import prediction_frame
 
 from .baskets import BASKETS
-from .linear_signal import prediction_frame
 
 
 class _RecordAnalyzer(bt.Analyzer):
@@ -169,7 +169,7 @@ class PredictionLog(_RecordAnalyzer):
                        ret=np.vstack([np.full(len(codes), np.nan), outcome]),
                        close=np.vstack([previous.prices, current.prices]),
                        listed=np.vstack([previous.present, current.present]))
-        predictions = prediction_frame(previous.date, codes, previous.probs)
+        predictions = prediction_frame([previous.date], codes, previous.probs[None])
         accuracy = monthly_accuracy(predictions, months, self.labels)
         ics = information_coefficients(predictions, months)
         if accuracy.empty:

@@ -12,11 +12,11 @@ import pandas as pd
 from feeds.btfeed import PanelFeed, Snapshot, factor_line_name, gather_snapshot, history_snapshots
 from feeds.panel import FLAG_COLUMNS, Panel, month_end
 from signals.labels import CLASSES
+from signals.predictions import prediction_frame
 
 from .baskets import (BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices, form_baskets,
                       plan_rebalance)
 from .commission import round_to_lot
-from .linear_signal import prediction_frame
 
 EXECUTIONS = ("close", "next_open")
 
@@ -403,8 +403,9 @@ class LSTMTercileStrategy(bt.Strategy):
     def predictions(self) -> pd.DataFrame:
         """In-backtest predictions, shaped like ``SignalModel.predict_panel``: ``(date, code)``
         -> ``p_down, p_neutral, p_up, pred`` (stocks with a prediction only)."""
-        frames = [prediction_frame(r.date, self.codes, r.probs) for r in self.records]
-        return pd.concat(frames) if frames else prediction_frame(None, self.codes[:0], np.zeros((0, 3)))
+        probs = np.stack([r.probs for r in self.records]) if self.records \
+            else np.zeros((0, len(self.codes), len(CLASSES)))
+        return prediction_frame([r.date for r in self.records], self.codes, probs)
 
     def basket_frame(self) -> pd.DataFrame:
         """Basket membership per decision: ``(date, code)`` -> bool ``high, neutral, low``

@@ -3,7 +3,7 @@ a test module may define its own ``panel`` (test_btfeed.py does)."""
 import pytest
 
 from feeds import make_market
-from strategies import LinearSignal
+from doubles import LinearSignal
 
 START = "2012-06"  # first decision month of the plugin tests' backtests
 

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import START
+from doubles import LinearSignal
 
 from feeds import add_panel_feeds, make_market
 from feeds.btfeed import tradable_close
 from signals.evaluate import information_coefficients, monthly_accuracy
 from signals.labels import LabelConfig, classify
-from strategies import (AShareCommission, BasketReturns, LinearSignal, LSTMTercileStrategy, PredictionLog,
-                        Turnover, run_book)
+from strategies import (AShareCommission, BasketReturns, LSTMTercileStrategy, PredictionLog, Turnover,
+                        run_book)
 
 
 @pytest.fixture(scope="module")

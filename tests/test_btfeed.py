@@ -6,12 +6,13 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
+from doubles import LinearSignal
 
 from feeds import PanelError, add_panel_feeds, make_market
 from feeds.btfeed import (FLAG_LINES, PanelFeed, PanelSource, factor_line_name, factor_line_names,
                           gather_snapshot, history_snapshots, pandas_feeds, panel_feed_class,
                           tradable_close)
-from strategies import LinearSignal, LSTMTercileStrategy
+from strategies import LSTMTercileStrategy
 
 # Backtrader's run modes, as its own tests run every strategy (exactbars=1 turns preload
 # and runonce off; -1/-2 keep preload and turn runonce off).

@@ -8,11 +8,11 @@ import torch
 
 from feeds.panel import Panel
 from feeds.synthetic import make_market
-from signals import (ModelConfig, TrainConfig, WindowConfig, accuracy_summary, confusion_matrix,
+from signals import (ModelConfig, SignalSpec, TrainConfig, WindowConfig, accuracy_summary, confusion_matrix,
                      evaluate_predictions, factor_contribution, fit, ic_efficiency, ic_summary,
                      information_coefficients, monthly_accuracy, permutation_importance, style_contribution)
 from signals.diagnostics import input_weights
-from signals.evaluate import EvaluationError, next_returns
+from signals.evaluate import SUMMARY_KEYS, EvaluationError, next_returns
 
 DATES = pd.date_range("2020-01-31", periods=3, freq="ME")
 CODES = [f"S{k:02d}" for k in range(12)]
@@ -92,7 +92,9 @@ def test_ic_efficiency_is_one_for_the_oracle_itself_and_uses_the_same_stocks():
     assert 0 < ic_efficiency(noisy, panel, oracle)["ic_efficiency"] < 1
     figures = evaluate_predictions(perfect.assign(pred="up"), panel, oracle=oracle)
     assert figures["ic_efficiency"] == pytest.approx(1.0)
-    assert {"oos_accuracy", "no_skill", "ic_mean", "rank_ic_mean", "icir"} <= set(figures)
+    assert set(figures) == set(SUMMARY_KEYS)  # the metrics.json names, used as they are by reports
+    assert figures["oracle_rank_ic_mean"] == pytest.approx(eff["oracle_rank_ic"])
+    assert np.isnan(evaluate_predictions(perfect.assign(pred="up"), panel)["ic_efficiency"])  # no oracle
     with pytest.raises(EvaluationError, match="oracle has shape"):
         ic_efficiency(perfect, panel, oracle[:-1])
 
@@ -107,9 +109,9 @@ def test_next_returns_shift_by_one_month():
 @pytest.fixture(scope="module")
 def fitted():
     market = make_market(7, n_stocks=150, start="2010-01", end="2013-12")
-    return fit(market.panel, "2011-01", "2013-06", window=WindowConfig(window=6),
-               model=ModelConfig(hidden=8, layers=1), progress=False,
-               train_config=TrainConfig(steps=5, batch_size=256, eval_every=5))
+    return fit(market.panel, "2011-01", "2013-06",
+               SignalSpec(window=WindowConfig(window=6), model=ModelConfig(hidden=8, layers=1),
+                          train=TrainConfig(steps=5, batch_size=256, eval_every=5)), progress=False)
 
 
 def test_factor_contribution_is_the_sum_of_absolute_input_weights(fitted):

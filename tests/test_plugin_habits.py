@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import START
+from doubles import LinearSignal
 
 from feeds import add_panel_feeds
 from feeds.btfeed import pandas_feed_class, pandas_feeds
-from strategies import (AShareCommission, LinearSignal, LSTMTercileStrategy, StrategyParamError,
-                        StrategyWarning, Turnover, run_book)
+from strategies import (AShareCommission, LSTMTercileStrategy, StrategyParamError, StrategyWarning, Turnover,
+                        run_book)
 
 END = "2013-09"
 

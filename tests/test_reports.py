@@ -19,7 +19,7 @@ from reports import (ReportError, basket_nav_figure, book_metrics, build_figures
                      prediction_metrics, rank_ic_figure, save_figures, style_contribution_figure,
                      training_accuracy_figure, training_loss_figure, write_report, write_tearsheet)
 from reports.metrics import BOOK_KEYS, LONG_SHORT_KEYS
-from signals.evaluate import evaluate_predictions
+from signals.evaluate import evaluate_predictions, monthly_evaluation
 from signals.labels import make_labels
 
 MONTHS = pd.date_range("2016-05-31", periods=12, freq="ME")
@@ -222,8 +222,8 @@ def test_prediction_metrics_reuse_signals_evaluate(market):
     assert monthly_stats["accuracy"].iloc[t] == pytest.approx(hits.mean())
     assert monthly_stats["no_skill"].iloc[t] == pytest.approx(np.bincount(truth[ok]).max() / ok.sum())
 
-    found = evaluate_predictions(predictions, panel, oracle=market.oracle)
-    assert summary["oos_accuracy"] == pytest.approx(found["oos_accuracy"])
+    assert summary == evaluate_predictions(predictions, panel, oracle=market.oracle)  # one implementation
+    pd.testing.assert_frame_equal(monthly_stats, monthly_evaluation(predictions, panel, oracle=market.oracle))
     assert summary["rank_ic_mean"] == pytest.approx(monthly_stats["rank_ic"].mean())
     assert summary["icir"] == pytest.approx(monthly_stats["ic"].mean() / monthly_stats["ic"].std(ddof=1))
     assert summary["oracle_rank_ic_mean"] == pytest.approx(monthly_stats["oracle_rank_ic"].mean())
@@ -241,6 +241,8 @@ def test_prediction_inputs_are_checked(market):
         prediction_metrics(predictions, market.panel.to_frame())
     with pytest.raises(ReportError, match="oracle: shape"):
         monthly_prediction_stats(predictions, market.panel, oracle=market.oracle[:-1])
+    with pytest.raises(ReportError, match=r"predictions: prediction for \(.*\) is not on the panel"):
+        prediction_metrics(predictions, market.panel.take(rows=slice(0, 3)))
 
 
 def test_metrics_document_has_the_spec_keys_and_is_strict_json(market):

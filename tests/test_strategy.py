@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import START
+from doubles import LinearSignal
 
 from feeds import add_panel_feeds, make_market
-from strategies import (BOOKS, SELECTIONS, AShareCommission, LinearSignal, LSTMTercileStrategy,
-                        StrategyParamError, book_returns, book_weights, form_baskets, plan_rebalance)
+from strategies import (BOOKS, SELECTIONS, AShareCommission, LSTMTercileStrategy, StrategyParamError,
+                        book_returns, book_weights, form_baskets, plan_rebalance)
 
 
 class Recording(LSTMTercileStrategy):
@@ -115,11 +116,10 @@ def test_online_predictions_equal_predict_panel_of_a_trained_signal_model(panel)
     signals = pytest.importorskip("signals", reason="signals package not importable")
     if not hasattr(signals, "fit"):
         pytest.skip("signals.fit is not available yet")
-    result = signals.fit(panel, "2012-05", "2013-12", window=signals.WindowConfig(window=4),
-                         model=signals.ModelConfig(hidden=8, layers=1),
-                         train_config=signals.TrainConfig(steps=3, batch_size=200, eval_every=3,
-                                                          eval_samples=0, progress=False),
-                         baseline=False, progress=False)
+    spec = signals.SignalSpec(window=signals.WindowConfig(window=4), model=signals.ModelConfig(hidden=8, layers=1),
+                              train=signals.TrainConfig(steps=3, batch_size=200, eval_every=3, eval_samples=0,
+                                                        progress=False))
+    result = signals.fit(panel, "2012-05", "2013-12", spec, baseline=False, progress=False)
     model = result.signal
     strategy = backtest(panel, model)
     online = strategy.predictions()

@@ -1,13 +1,14 @@
-"""A cheap deterministic signal with the ``SignalModel`` serving interface.
+"""Test doubles: a cheap deterministic signal with the ``SignalModel`` serving interface.
 
 :class:`LinearSignal` is not a trained model: its class logits are a fixed random linear
 function of the cross-sectionally standardized factors of the last snapshot and of their
-mean over the window. It exists so that the Backtrader plugin can be tested, benchmarked
-and tried without training (tests, ``benchmarks/feed_strategy.py``), and it serves
+mean over the window. It exists so that the Backtrader plugin can be tested and
+benchmarked without training (``tests/``, ``benchmarks/feed_strategy.py``), and it serves
 through exactly the contract of :class:`signals.SignalModel`: ``window``,
 ``factor_names``, ``classes``, ``predict(history)`` and ``predict_panel`` (which calls
 ``predict`` on each month's trailing window), so anything that works with it works with
-the real model.
+the real model. Tests import it as ``from doubles import LinearSignal`` (``tests/`` is on
+the path of every test); it is not part of any package.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from feeds.panel import Panel, PanelError, month_end
 from signals.labels import CLASSES
+from signals.predictions import prediction_frame
 
 
 def _zscore(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -93,29 +95,11 @@ class LinearSignal:
         Returns a frame indexed ``(date, code)`` with ``p_down, p_neutral, p_up, pred``,
         holding only the stocks that get a prediction.
         """
-        rows = (range(self.window - 1, panel.T) if dates is None
+        rows = (np.arange(self.window - 1, panel.T) if dates is None
                 else panel.dates.get_indexer(month_end(pd.DatetimeIndex(dates))))
-        frames = []
-        for t in rows:
+        probs = np.full((len(rows), panel.N, len(CLASSES)), np.nan)
+        for k, t in enumerate(rows):
             if t < self.window - 1:
                 raise PanelError(f"{panel.dates[t].date()} has fewer than {self.window} months of history")
-            probs = self.predict(panel.take(rows=slice(t - self.window + 1, t + 1)))
-            frames.append(prediction_frame(panel.dates[t], panel.codes, probs))
-        if not frames:
-            return prediction_frame(None, panel.codes, np.full((panel.N, 3), np.nan))
-        return pd.concat(frames)
-
-
-def prediction_frame(date, codes, probs: np.ndarray) -> pd.DataFrame:
-    """The predictions-frame rows of one month: ``(date, code) -> p_down, p_neutral, p_up, pred``.
-
-    Stocks whose probabilities are not all finite are left out.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    ok = np.isfinite(probs).all(axis=1)
-    codes = pd.Index(codes, dtype=object)[ok]
-    index = pd.MultiIndex.from_arrays([pd.DatetimeIndex([date] * len(codes)), codes], names=["date", "code"])
-    frame = pd.DataFrame(probs[ok], index=index, columns=[f"p_{c}" for c in CLASSES])
-    frame["pred"] = pd.Series(np.asarray(CLASSES, dtype=object)[np.argmax(probs[ok], axis=1)],
-                              index=index, dtype=object)
-    return frame
+            probs[k] = self.predict(panel.take(rows=slice(t - self.window + 1, t + 1)))
+        return prediction_frame(panel.dates[rows], panel.codes, probs)
