@@ -149,7 +149,7 @@ def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_nam
             predictions = WalkForwardSignal(served[m]).predict_panel(panel, decisions)
             full = evaluate_predictions(predictions, panel, labels, oracle=market.oracle)
             figures.update({k: full[k] for k in ("rank_ic_mean", "ic_mean", "icir", "ic_efficiency", "oos_accuracy",
-                                                 "no_skill", "ic_months")})
+                                                 "no_skill_accuracy", "n_months")})
         out[m] = figures
     return out
 
@@ -161,8 +161,8 @@ def print_result(seed: int, out: dict, validation_only: bool) -> None:
         f = out[m]
         line = f"   {m:10s} validation rank IC {f['validation_rank_ic']:7.4f}"
         if not validation_only:
-            line += (f"   OOS rank IC {f['rank_ic_mean']:7.4f} over {f['ic_months']} months, IC efficiency "
-                     f"{f['ic_efficiency']:6.3f}, accuracy {f['oos_accuracy']:.3f} (no-skill {f['no_skill']:.3f})")
+            line += (f"   OOS rank IC {f['rank_ic_mean']:7.4f} over {f['n_months']} months, IC efficiency "
+                     f"{f['ic_efficiency']:6.3f}, accuracy {f['oos_accuracy']:.3f} (no-skill {f['no_skill_accuracy']:.3f})")
         print(line, flush=True)
 
 
