@@ -1,11 +1,10 @@
 """The walk-forward stage of the main command: one cached model bundle per fold, served as one.
 
-With a ``walk_forward`` section (``retrain_every`` set), :func:`train_signals` plans the folds
-(:func:`signals.fold_plan`), trains or loads each fold exactly as a single run would (same
-cache, keyed by the fold's training dates), and wraps the LSTM, the logistic baseline and the
-rank composite of every fold in :class:`signals.WalkForwardSignal`. Without it, it is
-:func:`pipeline.run.train_or_load`. :func:`yearly_table` gives the per-year figures of a long
-out-of-sample span.
+With a ``walk_forward`` section (``retrain_every`` set), :func:`pipeline.train.train_signals`
+plans the folds (:func:`folds`), trains or loads each fold exactly as a single run would (same
+cache, keyed by the fold's training dates), and :func:`combine_folds` wraps the LSTM, the
+logistic baseline and the rank composite of every fold in :class:`signals.WalkForwardSignal`.
+:func:`yearly_table` gives the per-year figures of a long out-of-sample span.
 """
 from __future__ import annotations
 
@@ -18,8 +17,8 @@ import pandas as pd
 
 from signals import WalkForwardSignal, fold_plan
 
+from .cache import SignalBundle
 from .config import RunConfig
-from .data import RunData
 
 
 def walk_forward(config: RunConfig):
@@ -45,19 +44,9 @@ def fold_config(config: RunConfig, fold) -> RunConfig:
     return out
 
 
-def train_signals(config: RunConfig, data: RunData, retrain: bool, quiet: bool, log, cache_root: Path):
-    """Train (or load) the run's models: one bundle, or one per walk-forward fold served as one."""
-    from .run import SignalBundle, train_or_load
-
-    if walk_forward(config) is None:
-        return train_or_load(config, data, retrain, quiet, log, cache_root)
-    plan = folds(config)
-    log(f"walk-forward: {len(plan)} folds, retrained every {walk_forward(config).retrain_every} months "
-        f"({walk_forward(config).scheme} window)")
-    bundles = []
-    for fold in plan:
-        log(f"walk-forward {fold.describe()}")
-        bundles.append(train_or_load(fold_config(config, fold), data, retrain, quiet, log, cache_root))
+def combine_folds(plan, bundles: list[SignalBundle]) -> SignalBundle:
+    """The folds' bundles served as one: each model a :class:`signals.WalkForwardSignal` that
+    picks the fold by date; the training record is the last fold's, with every fold's summary."""
     starts = [fold.first_decision for fold in plan]
 
     def served(name):

@@ -136,12 +136,9 @@ def test_bad_panel_file_is_named_and_an_earlier_run_is_untouched(tmp_path, capsy
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, capsys, monkeypatch):
-    import pipeline.run as pipeline_run
-
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline_run, "write_report", interrupt, raising=False)
     monkeypatch.setattr("reports.write_report", interrupt)
     out = tmp_path / "run"
     assert cli("--config", SMOKE, "--output", str(out), "--quiet",

@@ -205,7 +205,7 @@ def test_factor_frame_compounds_forward_returns_and_names_industries():
 
 
 def test_log_keeps_every_line_for_run_log_and_draws_no_bar_off_a_terminal():
-    from pipeline.run import Log
+    from pipeline.log import Log
 
     stream = io.StringIO()
     log = Log(quiet=False, level="WARNING", stream=stream)

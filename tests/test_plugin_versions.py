@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from packaging.version import Version
 
-from pipeline.run import online_offline_gap
+from pipeline.backtest import online_offline_gap
 
 ROOT = Path(__file__).resolve().parents[1]
 

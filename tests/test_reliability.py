@@ -27,7 +27,7 @@ import run_backtest
 from feeds.panel import DataWarning, load_panel
 from feeds.synthetic import make_market
 from pipeline import output as output_module
-from pipeline import run as pipeline_run
+from pipeline import cache as model_cache
 from pipeline.output import MARKER, OutputError, RunDirectory, check_output, is_run_directory, staging_directory
 from signals import CheckpointError, SignalModel
 from signals.checkpoint import payload_digest
@@ -401,10 +401,10 @@ CACHE_ENTRIES = [  # (id, tampering of a cache entry, expected reason)
 def test_cache_entry_that_is_not_what_its_key_names_is_refused(tmp_path, tiny_run, tamper, expected):
     entry = tmp_path / tiny_run.entry.name
     shutil.copytree(tiny_run.entry, entry)
-    assert pipeline_run._load_entry(entry, entry.name).cached  # the untouched copy is served
+    assert model_cache.load_bundle(entry, entry.name).cached  # the untouched copy is served
     tamper(entry)
     with pytest.raises(CheckpointError, match=expected):
-        pipeline_run._load_entry(entry, entry.name)
+        model_cache.load_bundle(entry, entry.name)
 
 
 # ============================================================== 6. faults
@@ -451,12 +451,12 @@ def test_signal_while_publishing_leaves_the_earlier_run_and_no_staging(tmp_path,
 @pytest.mark.parametrize("signum, raised", [c[1:] for c in SIGNALS], ids=[c[0] for c in SIGNALS])
 def test_signal_while_caching_leaves_no_entry_and_no_staging(tmp_path, signum, raised):
     with pytest.raises(raised), run_backtest.signals_raise():
-        pipeline_run._store_entry(tmp_path, "0123456789abcdef", {"model.pt": _kill_self(signum)})
+        model_cache.store_entry(tmp_path, "0123456789abcdef", {"model.pt": _kill_self(signum)})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_sigterm_while_caching_a_real_run_is_one_line_and_exit_143(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(pipeline_run, "_save_training", _kill_self(signal.SIGTERM))
+    monkeypatch.setattr(model_cache, "save_training", _kill_self(signal.SIGTERM))
     assert tiny(tmp_path / "run", tmp_path / "cache") == 143
     assert error_line(capsys).startswith("error: terminated; no run directory was written")
     assert list((tmp_path / "cache").iterdir()) == [] and not (tmp_path / "run").exists()
@@ -531,7 +531,7 @@ def test_disk_full_while_caching_is_one_warning_and_leaves_no_staging(tmp_path, 
     monkeypatch.setattr("signals.checkpoint.os.fdopen", _FullDisk)
     model = SignalModel.load(tiny_run.out / "model.pt")
     with pytest.warns(UserWarning, match=r"not cached \(disk full while writing the model cache \(No space left"):
-        pipeline_run._store_entry(tmp_path, "0123456789abcdef", {"model.pt": model.save})
+        model_cache.store_entry(tmp_path, "0123456789abcdef", {"model.pt": model.save})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -580,7 +580,7 @@ def test_the_run_after_a_crash_cleans_debris_retrains_a_tampered_cache_and_repla
     warning = [ln for ln in capsys.readouterr().err.splitlines() if "model cache entry" in ln]
     assert len(warning) == 1 and "is unusable (model.pt is not the file that was cached" in warning[0]
     assert json.loads((out / "metrics.json").read_text())["checks"]["model_cached"] is False
-    assert pipeline_run._load_entry(entry, entry.name).cached  # repaired
+    assert model_cache.load_bundle(entry, entry.name).cached  # repaired
     assert all(not p.exists() for p in dead)
     assert live.exists() and (foreign / "notes.txt").read_text() == "mine"
     assert is_run_directory(out) and "earlier" not in (out / "metrics.json").read_text()
@@ -594,8 +594,8 @@ def test_an_entry_that_appears_while_training_is_kept(tmp_path, tiny_run):
         shutil.copytree(tiny_run.entry, cache / key)
         path.write_bytes(b"mine")
 
-    pipeline_run._store_entry(cache, key, {"model.pt": concurrent_run_finishes_first})
-    assert pipeline_run._load_entry(cache / key, key).cached  # the complete entry of the other run
+    model_cache.store_entry(cache, key, {"model.pt": concurrent_run_finishes_first})
+    assert model_cache.load_bundle(cache / key, key).cached  # the complete entry of the other run
     assert sorted(p.name for p in cache.iterdir()) == [key]
 
 
@@ -604,11 +604,11 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from pipeline.output import RunDirectory
-from pipeline.run import _store_entry
+from pipeline.cache import store_entry
 base, tag = Path(sys.argv[2]), sys.argv[3]
 for i in range(12):
     write = lambda path, i=i: path.write_text(f"{tag}{i}")
-    _store_entry(base / "cache", "0123456789abcdef", {"model.pt": write, "baseline.pt": write}, replace=i % 2 == 0)
+    store_entry(base / "cache", "0123456789abcdef", {"model.pt": write, "baseline.pt": write}, replace=i % 2 == 0)
     with RunDirectory(base / "out") as staging:
         for name in ("a.txt", "b.txt"):
             (staging / name).write_text(f"{tag}{i}")
@@ -625,7 +625,7 @@ def test_two_processes_racing_on_one_cache_key_and_one_output_never_mix_files(tm
     assert is_run_directory(out) and (out / "a.txt").read_text() == (out / "b.txt").read_text()
     record = json.loads((entry / "entry.json").read_text())
     assert (entry / "model.pt").read_text() == (entry / "baseline.pt").read_text()
-    assert all(pipeline_run._sha256(entry / name) == digest for name, digest in record["files"].items())
+    assert all(model_cache.sha256(entry / name) == digest for name, digest in record["files"].items())
     assert debris(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out"]
 
 
@@ -639,5 +639,5 @@ def test_two_concurrent_runs_of_the_same_model_and_output_never_mix(tmp_path):
     assert is_run_directory(out) and json.loads((out / "metrics.json").read_text())["class"]
     SignalModel.load(out / "model.pt")
     (entry,) = [p for p in (tmp_path / "cache").iterdir()]
-    assert pipeline_run._load_entry(entry, entry.name).cached
+    assert model_cache.load_bundle(entry, entry.name).cached
     assert debris(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["cache", "run"]

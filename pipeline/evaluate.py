@@ -1,0 +1,147 @@
+"""The evaluate stage: metrics.json's document, the per-month series and the headline table.
+
+:func:`evaluate` turns the predictions and backtests into the metrics document (model and
+baselines against the realised returns and the oracle, books, checks, walk-forward years,
+factor view); :func:`summary_rows` / :func:`format_table` give the table the CLI prints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from signals import LabelConfig
+
+from .backtest import online_offline_gap
+from .cache import SignalBundle
+from .config import RunConfig
+from .data import RunData
+from .predict import Predictions
+from .walkforward import folds, walk_forward, yearly_table
+
+
+@dataclass
+class Evaluation:
+    """What the evaluate stage found: ``doc`` is metrics.json; ``monthly`` the per-month
+    prediction statistics per model (``lstm``, ``baseline``, ``composite``) for series/ and the
+    figures; ``factor`` the LSTM score's factor frame (reports.series.factor_frame)."""
+
+    doc: dict
+    monthly: dict[str, pd.DataFrame]
+    factor: pd.DataFrame
+
+
+def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions: Predictions,
+             backtests: dict, labels: LabelConfig, timings: dict) -> Evaluation:
+    """The evaluate stage (``labels``: the run's label settings, for the realised classes)."""
+    from reports import metrics_document, monthly_prediction_stats, prediction_metrics
+    from reports.factor import factor_summary
+    from reports.series import factor_frame
+
+    offline, dates, training = predictions.frames, predictions.dates, bundle.training
+    stats = {name: prediction_metrics(frame, data.panel, labels, oracle=data.oracle)
+             for name, frame in offline.items()}
+    doc = metrics_document({m: b["baskets"] for m, b in backtests.items()}, stats["model"],
+                           books={m: b["books"] for m, b in backtests.items()}, baseline=stats["baseline"],
+                           validation_accuracy=training.get("validation_accuracy"), timings=timings)
+    gaps = {m: online_offline_gap(b["predictions"], offline["model"]) for m, b in backtests.items()}
+    doc["checks"] = {"online_offline_max_abs_diff": max(gaps.values()),
+                     "model_cached": bundle.cached, "model_key": bundle.key}
+    doc["composite"] = stats["composite"]
+    doc["validation"] = training.get("validation")
+    doc["lstm_margin"] = lstm_margin(stats["model"], stats["baseline"], stats["composite"])
+    doc["training"] = {"baseline_validation_accuracy": training.get("baseline_validation_accuracy"),
+                       "samples": training.get("samples"), "timings": training.get("timings"),
+                       "best_step": training.get("best_step"), "folds": training.get("folds")}
+    if walk_forward(config) is not None:
+        monthly = {name: monthly_prediction_stats(offline[key], data.panel, labels, oracle=data.oracle)
+                   for name, key in (("lstm", "model"), ("baseline", "baseline"), ("composite", "composite"))}
+        doc["walk_forward"] = {"folds": [f.describe() for f in folds(config)],
+                               "by_year": yearly_table(monthly, {m: b["baskets"] for m, b in backtests.items()})}
+    doc["data"] = data.report
+    doc["protocol"] = {"decisions": [f"{dates[0]:%Y-%m-%d}", f"{dates[-1]:%Y-%m-%d}"],
+                       "execution": config.backtest.execution,
+                       "label_return": "month-end close t to month-end close t+1"}
+    series = {"lstm" if name == "model" else name: monthly_prediction_stats(
+        frame, data.panel, labels, oracle=data.oracle if name == "model" else None)
+        for name, frame in offline.items()}  # the LSTM and every baseline
+    factor = factor_frame(offline["model"], data.panel)
+    doc["factor"] = factor_summary(factor)
+    return Evaluation(doc, series, factor)
+
+
+STUDY = {  # SPEC §2: what the Guosen report states
+    "validation_accuracy": "85–90%",
+    "oos_accuracy": "just above 50%",
+    "class.long_short.monthly_win_rate": "75%",
+    "class.long_short.cum_excess": "4.5%",
+    "top_pct.long_short.monthly_win_rate": "> 90%",
+    "top_pct.long_short.cum_excess": "> 9%",
+}
+
+
+def labelled_predictions(frame: pd.DataFrame, data: RunData, labels: LabelConfig) -> pd.DataFrame:
+    """Predictions with the realised next-month return and class (for predictions.csv)."""
+    from signals import CLASSES, make_labels
+    from signals.evaluate import next_returns
+    from signals.predictions import grid_positions
+
+    panel = data.panel
+    grid = make_labels(panel.ret, panel.listed, labels)
+    t, i = grid_positions(frame.index, panel.dates, panel.codes)
+    out = frame.copy()
+    out["next_return"] = next_returns(panel)[t, i]
+    names = np.array(list(CLASSES) + [""], dtype=object)
+    out["realised"] = names[np.where(grid[t, i] < 0, len(CLASSES), grid[t, i])]
+    return out
+
+
+def lstm_margin(model: dict, logistic: dict, composite: dict) -> dict:
+    """The LSTM's out-of-sample rank IC and IC efficiency minus those of the better baseline
+    (the one with the higher rank IC)."""
+    better = "composite" if composite.get("rank_ic_mean", -np.inf) >= logistic.get("rank_ic_mean", -np.inf) \
+        else "logistic"
+    base = composite if better == "composite" else logistic
+    return {"better_baseline": better,
+            **{key: float(model.get(key, np.nan) - base.get(key, np.nan)) for key in ("rank_ic_mean", "ic_efficiency")}}
+
+
+def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
+    """The headline table (this run vs the study) printed at the end of a run."""
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    def num(x, fmt=".3f"):
+        return "n/a" if x is None else format(x, fmt)
+
+    first = doc[doc["selections"][0]]
+    rows = [("validation accuracy", pct(doc.get("validation_accuracy")), STUDY["validation_accuracy"]),
+            ("OOS accuracy (no-skill)", f"{pct(first.get('oos_accuracy'))} ({pct(first.get('no_skill_accuracy'))})",
+             STUDY["oos_accuracy"]),
+            ("OOS mean rank IC (logistic; rank composite)",
+             f"{num(first.get('rank_ic_mean'))} ({num(doc['baseline'].get('rank_ic_mean'))}; "
+             f"{num((doc.get('composite') or {}).get('rank_ic_mean'))})", "-")]
+    if doc["oracle"].get("ic_efficiency") is not None:
+        rows.append(("IC efficiency vs oracle (logistic; rank composite)",
+                     f"{num(doc['oracle']['ic_efficiency'], '.2f')} ({num(doc['baseline'].get('ic_efficiency'), '.2f')}; "
+                     f"{num((doc.get('composite') or {}).get('ic_efficiency'), '.2f')})", "-"))
+    if doc.get("validation") and doc["validation"].get("lstm"):
+        lstm, logistic, composite = (num((doc["validation"].get(m) or {}).get("rank_ic"))
+                                     for m in ("lstm", "baseline", "composite"))
+        rows.insert(1, ("validation rank IC (logistic; rank composite)", f"{lstm} ({logistic}; {composite})", "-"))
+    for mode in doc["selections"]:
+        ls = doc[mode]["long_short"]
+        rows.append((f"{mode}: long/short cum excess", pct(ls.get("cum_excess")),
+                     STUDY.get(f"{mode}.long_short.cum_excess", "-")))
+        rows.append((f"{mode}: long/short monthly win rate", pct(ls.get("monthly_win_rate")),
+                     STUDY.get(f"{mode}.long_short.monthly_win_rate", "-")))
+    return rows
+
+
+def format_table(rows) -> str:
+    header = ("measure", "this run", "study")
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(3)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

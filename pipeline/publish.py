@@ -1,0 +1,81 @@
+"""The publish stage: every output file, staged privately and renamed into place at once."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from signals import SignalSpec
+from signals.diagnostics import factor_contribution
+
+from .cache import SignalBundle
+from .config import RunConfig, dump_config
+from .data import RunData
+from .evaluate import Evaluation, format_table, labelled_predictions, summary_rows
+from .output import RunDirectory
+from .predict import Predictions
+from .walkforward import save_signal, served_model
+
+
+@dataclass
+class RunResult:
+    directory: Path
+    metrics: dict
+    table: str
+
+
+def publish(output: Path, config: RunConfig, spec: SignalSpec, data: RunData, bundle: SignalBundle,
+            predictions: Predictions, backtests: dict, evaluation: Evaluation, log, timings: dict,
+            started: float) -> RunResult:
+    """Write the run directory ``output`` (see docs/reports.md) and return what the CLI prints.
+
+    ``spec`` is the run's signal (:func:`pipeline.train.signal_spec`); ``timings``
+    gets ``outputs`` and ``total`` (seconds since ``started``) before metrics.json is written.
+    """
+    from reports import build_figures, save_figures, write_report
+    from reports.inputs import json_safe
+    from reports.series import prices_frame, write_series
+    from reports.tearsheet import write_book_tearsheets
+
+    t0 = time.perf_counter()
+    doc, series, training, dates = evaluation.doc, evaluation.monthly, bundle.training, predictions.dates
+    with RunDirectory(output) as staging:
+        (staging / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        save_signal(bundle.signal, staging)
+        labelled_predictions(predictions.frames["model"], data, spec.labels).to_csv(
+            staging / "predictions.csv", float_format="%.6g")
+        written = write_series(staging / "series", books=backtests, models=series, factor=evaluation.factor,
+                               prices=prices_frame(data.panel))
+        log(f"outputs: series/ ({', '.join(sorted(written))})")
+        tearsheets = (write_book_tearsheets(backtests, staging, config.name, data.benchmark, log)
+                      if config.output.tearsheets else {})
+        figures = build_figures(
+            baskets={m: b["baskets"] for m, b in backtests.items()},
+            prediction=series["lstm"], baseline=series.get("baseline"),
+            history=training.get("history"), snapshots=training.get("snapshots"),
+            contribution=factor_contribution(served_model(bundle.signal)), styles=data.panel.styles,
+            top_pct=config.backtest.top_pct, factor=evaluation.factor)
+        save_figures(figures, staging / "figures")
+        log(f"outputs: figures/ ({len(figures)} figures)")
+        timings["outputs"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        doc["timings"] = {k: round(v, 2) for k, v in timings.items()}
+        context = {"title": f"{config.name}: {spec.model.kind.upper()} multi-factor stock selection",
+                   "description": f"Data: {data.description}. Model trained on {config.dates.train_start}.."
+                                  f"{config.dates.train_end}; out-of-sample decisions {dates[0]:%Y-%m}.."
+                                  f"{dates[-1]:%Y-%m}" + (" (model loaded from the cache)." if bundle.cached else "."),
+                   "run": {"data": data.description, "train": f"{config.dates.train_start}..{config.dates.train_end}",
+                           "out of sample": f"{config.dates.test_start}..{config.dates.test_end}",
+                           "validation": spec.train.validation, "model": f"{spec.model.describe()}, window "
+                           f"{spec.window.window}, {spec.train.steps} steps of {spec.train.batch_size}",
+                           "seed": config.seed},
+                   "execution": config.backtest.execution, "top_pct": config.backtest.top_pct,
+                   "config": config.to_dict(), "tearsheets": tearsheets, "series": sorted(written)}
+        write_report(staging / "report.html", doc, figures, context)
+        (staging / "metrics.json").write_text(json.dumps(json_safe(doc), indent=2), encoding="utf-8")
+        table = format_table(summary_rows(json_safe(doc)))
+        log(f"outputs: report.html, metrics.json ({time.perf_counter() - t0:.1f} s); run {timings['total']:.1f} s")
+        log.record(table)
+        (staging / "run.log").write_text(log.text(), encoding="utf-8")
+    return RunResult(directory=output, metrics=doc, table=table)
