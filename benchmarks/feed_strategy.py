@@ -75,7 +75,7 @@ class TimedSignal:
     def __init__(self, signal):
         self.signal, self.seconds, self.calls = signal, 0.0, 0
         self.window, self.factor_names = signal.window, signal.factor_names
-        self.label_config = getattr(signal, "label_config", None)
+        self.spec = getattr(signal, "spec", None)
 
     def predict(self, history):
         start = time.perf_counter()
@@ -97,7 +97,7 @@ def oos_book(model_path: str | None, steps: int, seed: int) -> int:
         origin = f"loaded from {model_path}"
     else:
         start = time.perf_counter()
-        signal = signals.fit(panel, "2007-05", "2016-04", train_config=signals.TrainConfig(steps=steps),
+        signal = signals.fit(panel, "2007-05", "2016-04", signals.SignalSpec(train=signals.TrainConfig(steps=steps)),
                              baseline=False, progress=False).signal
         origin = f"seed architecture, fitted {steps} steps in {time.perf_counter() - start:.1f} s"
     timed = TimedSignal(signal)

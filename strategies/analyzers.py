@@ -140,7 +140,7 @@ class PredictionLog(_RecordAnalyzer):
     Params:
 
       - ``labels`` (default: ``None``): the ``signals.LabelConfig`` of the realised
-        classes; ``None`` takes the signal's ``label_config`` (the labels it was trained
+        classes; ``None`` takes the signal's ``spec.labels`` (the labels it was trained
         on; a ``SignalModel`` has one) and falls back to ``LabelConfig()`` (the seed's
         fixed +/-3%)
 
@@ -154,7 +154,7 @@ class PredictionLog(_RecordAnalyzer):
     def start(self):
         super().start()
         labels = self.p.labels if self.p.labels is not None else getattr(
-            self.strategy.p.signal, "label_config", None)
+            getattr(self.strategy.p.signal, "spec", None), "labels", None)
         self.labels = labels if isinstance(labels, LabelConfig) else LabelConfig()
         self.rows: dict[pd.Timestamp, dict[str, float]] = {}
 

@@ -15,26 +15,9 @@ import pandas as pd
 
 from feeds.btfeed import tradable_close
 from feeds.panel import Panel, PanelError, month_end
-from signals.labels import CLASSES
+from signals.predictions import probability_grid
 
 from .baskets import book_weights, check_choices, form_baskets, plan_rebalance
-
-
-def prediction_array(panel: Panel, predictions: pd.DataFrame) -> np.ndarray:
-    """The predictions frame as probabilities ``[T, N, 3]`` on the panel's grid (NaN: none)."""
-    columns = [f"p_{c}" for c in CLASSES]
-    missing = [c for c in columns if c not in predictions.columns]
-    if missing:
-        raise PanelError(f"predictions lack column '{missing[0]}'")
-    frame = predictions[columns]
-    ti = panel.dates.get_indexer(frame.index.get_level_values("date"))
-    ni = panel.codes.get_indexer(frame.index.get_level_values("code").astype(str))
-    if (ti < 0).any() or (ni < 0).any():
-        bad = frame.index[int(np.flatnonzero((ti < 0) | (ni < 0))[0])]
-        raise PanelError(f"prediction for ({bad[0]}, {bad[1]}) is outside the panel")
-    out = np.full((panel.T, panel.N, len(CLASSES)), np.nan)
-    out[ti, ni] = frame.to_numpy(dtype=np.float64)
-    return out
 
 
 def book_returns(panel: Panel, predictions: pd.DataFrame, selection: str = "class",
@@ -63,7 +46,7 @@ def book_returns(panel: Panel, predictions: pd.DataFrame, selection: str = "clas
         after each decision, up to the panel's last month).
     """
     check_choices(selection, book, top_pct, gross)
-    probs = prediction_array(panel, predictions)
+    probs = probability_grid(predictions, panel.dates, panel.codes)
     decided = np.isin(panel.dates, pd.DatetimeIndex(predictions.index.get_level_values("date").unique()))
     if start is not None:
         decided &= panel.dates >= month_end([start])[0]

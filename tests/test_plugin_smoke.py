@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from feeds import make_market
-from signals import LabelConfig, ModelConfig, TrainConfig, WindowConfig, fit
+from signals import LabelConfig, ModelConfig, SignalSpec, TrainConfig, WindowConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +23,9 @@ def test_the_smoke_model_predicts_every_class():
     panel = make_market(config["seed"], **synthetic).panel
     dates = config["dates"]
     result = fit(panel, str(dates["train_start"]), str(dates["train_end"]),
-                 window=WindowConfig(**config["window"]), labels=LabelConfig(**config.get("labels", {})),
-                 model=ModelConfig(**config["model"]),
-                 train_config=TrainConfig(**config["train"], seed=config["seed"], progress=False),
+                 SignalSpec(window=WindowConfig(**config["window"]), labels=LabelConfig(**config.get("labels", {})),
+                            model=ModelConfig(**config["model"]),
+                            train=TrainConfig(**config["train"], seed=config["seed"], progress=False)),
                  baseline=False, progress=False)
     test = panel.dates[(panel.dates >= str(dates["test_start"])) & (panel.dates <= str(dates["test_end"]))]
     predictions = result.signal.predict_panel(panel, test)
