@@ -114,7 +114,7 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
     log(f"model: training {spec.model.describe()} on {config.dates.train_start}.."
         f"{config.dates.train_end} ({spec.train.validation} validation)")
     result = fit(data.panel, config.dates.train_start, config.dates.train_end, spec,
-                 progress=not quiet, config=config.to_dict())
+                 progress=not quiet, config=config.to_dict(), report=log)
     training = {
         "history": result.history, "baseline_history": result.baseline_history,
         "snapshots": result.train_result.snapshots,

@@ -101,7 +101,7 @@ def default_baseline_train(config: TrainConfig) -> TrainConfig:
 
 def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         baseline: TrainConfig | bool = True, composite: bool = True, progress: bool | None = None,
-        config: dict | None = None, on_evaluate=None) -> FitResult:
+        config: dict | None = None, on_evaluate=None, report=None) -> FitResult:
     """Train the recurrent signal (and the baselines) on ``panel`` between two dates.
 
     Parameters
@@ -129,6 +129,9 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
     on_evaluate : callable, optional
         ``on_evaluate(step, signal)`` after each evaluation of the recurrent model, with a
         :class:`SignalModel` around the current weights (for learning curves).
+    report : callable, optional
+        ``report(line)`` gets each training run's up-front cost estimate
+        (:func:`signals.train.estimate_line`), e.g. a logger.
 
     Raises
     ------
@@ -191,7 +194,8 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         member_config = replace(train_config, seed=train_config.seed + k)
         desc = f"train {model.kind}" + ("" if train_config.ensemble == 1 else f" {k + 1}/{train_config.ensemble}")
         module, member_result = train(model, train_set, val_set, member_config, desc=desc,
-                                      on_evaluate=callback if k == 0 else None, val_returns=val_returns)
+                                      on_evaluate=callback if k == 0 else None, val_returns=val_returns,
+                                      report=report)
         members.append(module)
         results.append(member_result)
     result = results[0]

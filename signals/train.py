@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -264,9 +265,49 @@ def seeded_scope(seed: int, deterministic: bool = True, num_threads: int | None 
             torch.set_num_threads(threads)
 
 
+ESTIMATE_AFTER = 5  # steps timed before the up-front estimate (the first one warms up allocators)
+
+
+def describe_device(device: torch.device) -> str:
+    """What trains: ``'cuda (NVIDIA H200)'`` or ``'cpu (2 threads, AMD EPYC 9B14, AVX-512)'``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value
+                if model and flags:
+                    break
+    except OSError:  # not Linux
+        model = platform.processor()
+    simd = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else ""
+    threads = torch.get_num_threads()
+    parts = [f"{threads} thread{'s' if threads != 1 else ''}", model or "unknown CPU", simd]
+    return f"cpu ({', '.join(p for p in parts if p)})"
+
+
+def estimate_line(desc: str, device: torch.device, seconds: float, steps: int, total: int, config: TrainConfig) -> str:
+    """The up-front cost of a training run, from its first ``steps`` timed steps."""
+    per_step = seconds / max(steps, 1)
+    budget = per_step * total
+    stop = " (early stopping may end it sooner)" if config.patience is not None else ""
+    return (f"{desc}: {per_step:.3g} s/step on {describe_device(device)} over the first {steps} steps; "
+            f"{total} steps ≈ {_duration(budget)} plus validation every {config.eval_every} steps{stop}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 \
+        else f"{seconds / 3600:.1f} h"
+
+
 def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDataset,
           config: TrainConfig, desc: str = "train", on_evaluate=None,
-          val_returns: np.ndarray | None = None) -> tuple[torch.nn.Module, TrainResult]:
+          val_returns: np.ndarray | None = None, report=None) -> tuple[torch.nn.Module, TrainResult]:
     """Build and train a model; return it (on CPU, eval mode) and the record.
 
     The returned state is the last one, or the best validation state when
@@ -287,6 +328,9 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
     val_returns : ndarray [len(val_set)], optional
         Next-month return of each validation sample: adds the validation rank IC to the
         history; required by ``config.select == 'rank_ic'``.
+    report : callable, optional
+        ``report(line)`` gets one line after the first few steps: seconds per step on this
+        device and what the whole budget would take (see :func:`estimate_line`).
     """
     if len(train_set) == 0:
         raise TrainError("no training samples: the training window holds no labelled stock-month "
@@ -377,6 +421,12 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
             run_n += len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{correct / len(y):.3f}", refresh=False)
+            if step == 1:
+                warm_up = train_seconds  # allocators and thread pools start on the first step
+            if report is not None and step == min(ESTIMATE_AFTER + 1, total):
+                timed = step - 1 or 1
+                report(estimate_line(desc, device, (train_seconds - warm_up) if step > 1 else train_seconds,
+                                     timed, total, config))
             if step % config.eval_every == 0 or step == total:
                 val_loss, val_acc = record(step)
                 bar.set_postfix(loss=f"{batch_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")

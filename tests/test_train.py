@@ -49,6 +49,21 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert torch.are_deterministic_algorithms_enabled() == det_before
 
 
+def test_training_says_up_front_what_it_will_cost_and_the_report_changes_nothing():
+    train_set, val_set = toy_sets()
+    lines = []
+    a, _ = train(TINY, train_set, val_set, quick(seed=1, steps=40, patience=3), desc="train lstm",
+                 report=lines.append)
+    b, _ = train(TINY, train_set, val_set, quick(seed=1, steps=40, patience=3))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("train lstm: ") and " s/step on cpu (" in lines[0]
+    assert "over the first 5 steps; 40 steps" in lines[0] and "early stopping" in lines[0]
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    short = []
+    train(TINY, train_set, val_set, quick(steps=2), report=short.append)  # fewer steps than the estimate's
+    assert len(short) == 1 and "over the first 1 steps; 2 steps" in short[0]
+
+
 def test_history_records_losses_accuracies_and_input_layer_statistics():
     train_set, val_set = toy_sets()
     model, result = train(TINY, train_set, val_set, quick(steps=300, eval_every=50, lr=0.01))
