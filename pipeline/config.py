@@ -102,15 +102,20 @@ SELECTIONS = ("class", "top_pct")
 BOOKS = ("high", "neutral", "low", "long_short")
 _SECTIONS: dict[str, type] = {}  # filled by register_section for the signals' dataclasses
 _MANAGED: dict[str, dict[str, str]] = {}
+_OPTIONAL: set[str] = set()
 
 
-def register_section(name: str, cls: type, managed: dict[str, str] | None = None) -> None:
+def register_section(name: str, cls: type, managed: dict[str, str] | None = None, optional: bool = False) -> None:
     """Make a dataclass a top-level config section (used for the signal's own configs).
 
     ``managed`` maps fields the run sets itself to what sets them; the YAML may not set them.
+    An ``optional`` section (``sweep``) is in ``RunConfig.sections`` only when the YAML has it,
+    so a config without it dumps as before.
     """
     _SECTIONS[name] = cls
     _MANAGED[name] = dict(managed or {})
+    if optional:
+        _OPTIONAL.add(name)
 
 
 @dataclass
@@ -237,7 +242,8 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
             if isinstance(raw.get(name), dict) and key in raw[name]:
                 raise ConfigError(f"'{name}.{key}' is set by {hint}", f"{name}.{key}, {source}")
     try:
-        sections = {name: _build(cls, raw.pop(name, None), name) for name, cls in _SECTIONS.items()}
+        sections = {name: _build(cls, raw.pop(name, None), name) for name, cls in _SECTIONS.items()
+                    if name in raw or name not in _OPTIONAL}
         config = _build(RunConfig, raw, "")
         config.sections = sections
         _check_run(config)
