@@ -3,9 +3,13 @@
 
     python run_backtest.py --config configs/oos_2016.yaml [--output DIR] [--set key.sub=value ...]
                            [--quiet] [--log-level LEVEL] [--retrain]
+    python run_backtest.py --config configs/sweep.yaml [--ray-address ADDRESS] [--executor KIND] ...
 
 Writes a run directory (default ``runs/<config name>``): config.yaml, model.pt,
 predictions.csv, metrics.json, report.html, tearsheet_<selection>_<book>.html, figures/.
+A config with a ``sweep`` section runs one such run per point of its grid (on Ray when it is
+installed) and writes ``sweep.csv`` and ``sweep.html`` beside ``points/`` (pipeline/sweep.py);
+it exits 1 only when every point failed.
 A user mistake (bad config, bad data, an output path that is not ours, a full disk) is one line
 ``error: <what> (<where>)`` and exit status 2; Ctrl-C or SIGTERM is one line and exit status 130
 or 143, and leaves no staging or cache debris.
@@ -38,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="run_backtest.py", description=__doc__.split("\n\n")[0],
         epilog="Configs: configs/oos_2016.yaml (the study on the synthetic market), configs/smoke.yaml "
-               "(seconds), configs/real_csi300.yaml (real daily bars). See README.md.")
+               "(seconds), configs/real_csi300.yaml (real daily bars), configs/sweep.yaml (seeds x "
+               "settings, summarised as mean +- std). See README.md.")
     parser.add_argument("--config", required=True, help="YAML run configuration")
     parser.add_argument("--output", help="run directory (default: output.dir or runs/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -48,6 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="progress lines on stderr from this level up (default INFO; run.log in the run "
                              "directory keeps INFO and up whatever the level)")
     parser.add_argument("--retrain", action="store_true", help="train even when a cached model matches")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="sweeps: run the points on this Ray cluster (head:6379, ray://head:10001, or auto); "
+                             "default: a local Ray instance on this machine's cores")
+    parser.add_argument("--executor", choices=["auto", "ray", "plain"],
+                        help="sweeps: 'ray', 'plain' (in this process, one point at a time), or 'auto' "
+                             "(the default: Ray when installed, else plain)")
     return parser.parse_args(argv)
 
 
@@ -90,10 +101,14 @@ def main(argv=None) -> int:
         with signals_raise():
             return _main(parse_args(argv))
     except KeyboardInterrupt as exc:  # from the first moment on: imports take seconds
-        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"error: {what}; no run directory was written and no cache entry was left half-written",
-              file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return _interrupted(exc, "no run directory was written and no cache entry was left half-written")
+
+
+def _interrupted(exc: KeyboardInterrupt, left: str) -> int:
+    """One line saying what was interrupted and what was ``left``; the exit status of the signal."""
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    print(f"error: {what}; {left}", file=sys.stderr)
+    return 143 if isinstance(exc, Terminated) else 130
 
 
 def _main(args) -> int:
@@ -102,9 +117,15 @@ def _main(args) -> int:
     warnings.showwarning = _show_warning
     from pipeline.config import ConfigError, load_config
     from pipeline.run import USER_ERRORS, run  # importing run registers the signal's config sections
+    from pipeline.sweep import is_sweep  # registers the 'sweep' section
 
     try:
         config = load_config(args.config, args.overrides)
+        if is_sweep(config):
+            return _sweep(args, quiet or args.log_level not in ("DEBUG", "INFO"))
+        if args.ray_address or args.executor:
+            raise ConfigError("--ray-address and --executor apply to sweeps; this config has no sweep section",
+                              args.config)
         result = run(config, output=args.output, retrain=args.retrain, quiet=quiet, log_level=args.log_level)
     except USER_ERRORS as exc:  # every package's errors derive from feeds.errors.UserError
         if isinstance(exc, ConfigError) and args.config not in exc.where:
@@ -117,6 +138,25 @@ def _main(args) -> int:
         return 2
     print(result.table)
     print(f"\nwrote {result.directory}/ (report.html, metrics.json, tear sheets, figures)")
+    return 0
+
+
+def _sweep(args, quiet: bool) -> int:
+    """Run the sweep config ``args.config``: 0 when at least one point has a run, else 1."""
+    from pipeline.sweep import run_sweep
+
+    try:
+        result = run_sweep(args.config, args.overrides, args.output, executor=args.executor or "auto",
+                           ray_address=args.ray_address, retrain=args.retrain, quiet=quiet)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, "the points finished so far are kept; the same command resumes the sweep")
+    print(result.table)
+    print(f"\nwrote {result.directory}/ (sweep.html, sweep.csv, points/)")
+    if result.counts["done"] + result.counts["skipped"] == 0:
+        first = result.points["error"].iloc[0]
+        print(f"error: every point of the sweep failed (first: {first}); see {result.directory}/sweep.csv",
+              file=sys.stderr)
+        return 1
     return 0
 
 
