@@ -33,7 +33,7 @@ def publish(output: Path, config: RunConfig, spec: SignalSpec, data: RunData, bu
     ``spec`` is the run's signal (:func:`pipeline.train.signal_spec`); ``timings``
     gets ``outputs`` and ``total`` (seconds since ``started``) before metrics.json is written.
     """
-    from reports import build_figures, save_figures, write_report
+    from reports import build_figures, figure_png, save_figures, write_report
     from reports.inputs import json_safe
     from reports.series import prices_frame, write_series
     from reports.tearsheet import write_book_tearsheets
@@ -56,6 +56,7 @@ def publish(output: Path, config: RunConfig, spec: SignalSpec, data: RunData, bu
             history=training.get("history"), snapshots=training.get("snapshots"),
             contribution=factor_contribution(served_model(bundle.signal)), styles=data.panel.styles,
             top_pct=config.backtest.top_pct, factor=evaluation.factor)
+        figures = {name: figure_png(fig) for name, fig in figures.items()}  # once for figures/ and the report
         save_figures(figures, staging / "figures")
         log(f"outputs: figures/ ({len(figures)} figures)")
         timings["outputs"] = time.perf_counter() - t0

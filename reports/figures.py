@@ -490,15 +490,19 @@ def style_contribution_figure(contribution: pd.Series, styles: Mapping[str, list
 
 
 # ============================================================================ output
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """Render a Figure to PNG bytes (Agg)."""
+def figure_png(fig: Figure | bytes, dpi: int = 100) -> bytes:
+    """Render a Figure to PNG bytes (Agg); PNG bytes rendered before pass through, so a
+    caller that writes figures/ and report.html renders each figure once."""
+    if isinstance(fig, bytes):
+        return fig
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()
 
 
-def save_figures(figures: Mapping[str, Figure], directory, dpi: int = 100) -> dict[str, Path]:
-    """Write each figure to ``directory/<name>.png`` and return the paths by name."""
+def save_figures(figures: Mapping[str, Figure | bytes], directory, dpi: int = 100) -> dict[str, Path]:
+    """Write each figure (a Figure, or PNG bytes from :func:`figure_png`) to
+    ``directory/<name>.png`` and return the paths by name."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}

@@ -157,8 +157,9 @@ def write_report(path, metrics: Mapping, figures: Mapping[str, Figure], context:
         Output file; written atomically (a temporary file renamed into place).
     metrics : dict
         The ``metrics.json`` document (:func:`reports.metrics.metrics_document`).
-    figures : dict of str -> Figure
-        Usually :func:`build_figures`; placed in sections by name, unknown names under
+    figures : dict of str -> Figure or PNG bytes
+        Usually :func:`build_figures` (rendered once by :func:`reports.figures.figure_png`
+        when figures/ gets the same images); placed in sections by name, unknown names under
         "Other figures".
     context : dict, optional
         What the run was. Keys (all optional):
@@ -278,7 +279,7 @@ def _headline(doc: Mapping, top_pct: float) -> str:
             "in this run (no baseline, or not on the synthetic market).</p></section>")
 
 
-def _img(fig: Figure, name: str) -> str:
+def _img(fig: Figure | bytes, name: str) -> str:
     data = base64.b64encode(F.figure_png(fig)).decode("ascii")
     return f'<img alt="{_e(name)}" src="data:image/png;base64,{data}">'
 
