@@ -500,6 +500,14 @@ def figure_png(fig: Figure | bytes, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+def figure_width(fig: Figure | bytes, dpi: int = 100) -> float:
+    """Width in inches of a Figure, or of PNG bytes rendered by :func:`figure_png` at ``dpi``
+    (read from the PNG header)."""
+    if isinstance(fig, bytes):
+        return int.from_bytes(fig[16:20], "big") / dpi  # IHDR: the width in pixels
+    return float(fig.get_size_inches()[0])
+
+
 def save_figures(figures: Mapping[str, Figure | bytes], directory, dpi: int = 100) -> dict[str, Path]:
     """Write each figure (a Figure, or PNG bytes from :func:`figure_png`) to
     ``directory/<name>.png`` and return the paths by name."""

@@ -284,8 +284,8 @@ def _img(fig: Figure | bytes, name: str) -> str:
     return f'<img alt="{_e(name)}" src="data:image/png;base64,{data}">'
 
 
-def _figure_block(name: str, fig: Figure, caption: str) -> str:
-    wide = ' class="wide"' if fig.get_size_inches()[0] >= WIDE_INCHES else ""
+def _figure_block(name: str, fig: Figure | bytes, caption: str) -> str:
+    wide = ' class="wide"' if F.figure_width(fig) >= WIDE_INCHES else ""
     return (f'<figure id="fig-{_e(name)}"{wide}>{_img(fig, name)}'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 

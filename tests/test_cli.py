@@ -36,6 +36,9 @@ def test_smoke_run_writes_every_output(smoke_run):
     assert len(list((out / "figures").glob("*.png"))) >= 10
     report = (out / "report.html").read_text()
     assert "data:image/png;base64," in report and 'src="http' not in report
+    import base64  # each figure is rendered once: report.html embeds the very bytes of figures/
+
+    assert base64.b64encode((out / "figures" / "training_loss.png").read_bytes()).decode() in report
 
 
 def test_smoke_metrics_have_the_spec_keys(smoke_run):
@@ -103,6 +106,7 @@ def error_line(capsys):
     (["data.source=panel", "data.path=nowhere.csv"], "file not found"),
     (["data.synthetic.n_stock=5"], "unknown synthetic market setting 'n_stock'"),
     (["model.dropout=2.0"], "model.dropout must lie in [0, 1), got 2.0"),
+    (["model.kind=logistic"], "model.kind must be one of lstm, gru, rnn, got 'logistic'"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys, overrides, expected):
     out = tmp_path / "run"
@@ -147,6 +151,21 @@ def test_interrupted_run_leaves_nothing(tmp_path, capsys, monkeypatch):
     assert "interrupted" in capsys.readouterr().err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["cache"]  # no staging directory left behind
+
+
+@pytest.mark.parametrize("kind", ["gru", "rnn"])
+def test_other_recurrent_kinds_train_and_serve_through_the_main_command(tmp_path, kind):
+    out = tmp_path / "run"
+    assert cli("--config", SMOKE, "--output", str(out), "--quiet", "--set", f"model.kind={kind}",
+               "--set", f"output.cache_dir={tmp_path / 'cache'}", "--set", "train.steps=10",
+               "--set", "backtest.books=[long_short]", "--set", "output.tearsheets=false") == 0
+    import torch
+
+    weights = torch.load(out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+    assert any(name.startswith(f"{kind}.") for name in weights), list(weights)[:3]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["checks"]["online_offline_max_abs_diff"] < 1e-5  # the strategy served the same model
+    assert kind.upper() in (out / "report.html").read_text()
 
 
 def test_panel_file_source_runs(tmp_path):
