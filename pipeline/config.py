@@ -119,6 +119,29 @@ def register_section(name: str, cls: type, managed: dict[str, str] | None = None
 
 
 @dataclass
+class SweepConfig:
+    """The ``sweep`` section (see :mod:`pipeline.sweep`).
+
+    axes : dict
+        ``{dotted config key: values}``; values a list, one value, or ``"a..b"`` (the integers
+        a to b, also as a list element). Every combination is one point, in the order written.
+    replicates : list of str or None
+        [None = the axes named ``seed`` or ending in ``.seed``] axes the summary averages over;
+        every other axis is part of a point's setting.
+    threads_per_point : int
+        [1] torch threads of each point (``train.num_threads``, unless the config sets it) and
+        the CPUs Ray reserves for each point, so the points running at once fit the cores.
+    """
+
+    axes: dict = field(default_factory=dict)
+    replicates: list[str] | None = None
+    threads_per_point: int = 1
+
+
+register_section("sweep", SweepConfig, optional=True)
+
+
+@dataclass
 class RunConfig:
     """The whole run. ``sections`` holds the signal's dataclass sections (preprocess, labels,
     model, train) by name."""

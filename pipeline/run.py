@@ -26,7 +26,6 @@ from signals import WalkForwardConfig
 
 from feeds.errors import UserError
 
-from . import sweep  # noqa: F401  (registers the optional ``sweep`` section: load_config reads sweep configs)
 from .backtest import run_backtests
 from .config import RunConfig, register_section
 from .data import load_data

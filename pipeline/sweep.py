@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import ConfigError, RunConfig, dump_config, load_config, register_section
+from .config import ConfigError, RunConfig, SweepConfig, dump_config, load_config
 from .executors import PlainExecutor, make_executor
 from .output import OutputError, is_run_directory
 
@@ -39,27 +39,6 @@ _RANGE = re.compile(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*")
 _UNSAFE = re.compile(r"[^\w.=,+-]")
 
 
-@dataclass
-class SweepConfig:
-    """The ``sweep`` section (see the module docstring).
-
-    axes : dict
-        ``{dotted config key: values}``; values a list, one value, or ``"a..b"`` (the integers
-        a to b, also as a list element). Every combination is one point, in the order written.
-    replicates : list of str or None
-        [None = the axes named ``seed`` or ending in ``.seed``] axes the summary averages over;
-        every other axis is part of a point's setting.
-    threads_per_point : int
-        [1] torch threads of each point (``train.num_threads``, unless the config sets it) and
-        the CPUs Ray reserves for each point, so the points running at once fit the cores.
-    """
-
-    axes: dict = field(default_factory=dict)
-    replicates: list[str] | None = None
-    threads_per_point: int = 1
-
-
-register_section("sweep", SweepConfig, optional=True)
 
 
 @dataclass(frozen=True)
