@@ -4,7 +4,7 @@ Every factor of month t is computed from bars on or before the month's last exch
 day (point-in-time); :data:`LIBRARY` lists each one with its style, look-back and
 formula (the same table is in ``docs/real_data.md``). Notation:
 
-* ``r_d`` — the adjusted daily return of a traded bar (:func:`feeds.daily.adjust`);
+* ``r_d`` — the adjusted daily return of a traded bar (:func:`feeds.daily_adjust.adjust`);
   days without a trade are missing, a resumption's return spans the suspension;
 * ``m_d`` — the market's return over the same span (the index, see ``adjust``);
 * ``P_d`` — the adjusted close (total-return index), carried over no-trade days;
@@ -28,13 +28,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # the daily module imports this one lazily
-    from .daily import AdjustedBars, MonthlyBars
+from .daily_adjust import AdjustedBars
+from .daily_bars import DailyBarsError
+from .daily_monthly import MonthlyBars
+from .grid import ffill, lag
+from .tables import numeric_column, read_table
 
 DAYS_1M, DAYS_3M, DAYS_6M, DAYS_12M = 21, 63, 126, 252
 AMIHUD_SCALE = 1e8  # |return| per 100 million CNY traded
@@ -85,7 +88,7 @@ class FactorSet:
 class FactorInputs:
     """Daily arrays shared by the factor formulas, built once and cached."""
 
-    def __init__(self, adjusted: "AdjustedBars", monthly: "MonthlyBars"):
+    def __init__(self, adjusted: AdjustedBars, monthly: MonthlyBars):
         self.adjusted = adjusted
         self.monthly = monthly
         self.bars = adjusted.bars
@@ -100,8 +103,7 @@ class FactorInputs:
     @cached_property
     def close(self) -> np.ndarray:
         """Adjusted close carried over no-trade days."""
-        from .daily import _ffill
-        return _ffill(self.adjusted.adj_close)
+        return ffill(self.adjusted.adj_close)
 
     @cached_property
     def month_close(self) -> np.ndarray:
@@ -150,14 +152,6 @@ class FactorInputs:
             return np.where(self.field("float_mcap") > 0, self.field("amount") / self.field("float_mcap"), np.nan)
 
 
-def _lag(a: np.ndarray, k: int) -> np.ndarray:
-    """Row t holds row t-k (NaN for the first k rows)."""
-    out = np.full_like(a, np.nan)
-    if k < len(a):
-        out[k:] = a[:len(a) - k]
-    return out
-
-
 def _ratio_log(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         return np.where((num > 0) & (den > 0), np.log(num / den), np.nan)
@@ -167,7 +161,7 @@ def _ratio_log(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def _momentum(months: int, skip: int = 0):
     def compute(x: FactorInputs) -> np.ndarray:
         c = x.month_close
-        return _lag(c, skip) / _lag(c, months) - 1.0
+        return lag(c, skip) / lag(c, months) - 1.0
     return compute
 
 
@@ -241,8 +235,7 @@ def _rsi_14d(x: FactorInputs) -> np.ndarray:
 
 def _ln_cap(name: str):
     def compute(x: FactorInputs) -> np.ndarray:
-        from .daily import _ffill
-        cap = _ffill(x.field(name))[x.rows]
+        cap = ffill(x.field(name))[x.rows]
         with np.errstate(all="ignore"):
             return np.where(cap > 0, np.log(cap), np.nan)
     return compute
@@ -284,7 +277,7 @@ LIBRARY: tuple[FactorSpec, ...] = (
 """Every price-volume factor, in panel order."""
 
 
-def _available(spec: FactorSpec, adjusted: "AdjustedBars") -> str | None:
+def _available(spec: FactorSpec, adjusted: AdjustedBars) -> str | None:
     """Why ``spec`` cannot be computed from these bars, or None."""
     bars = adjusted.bars
     for need in spec.needs:
@@ -296,7 +289,7 @@ def _available(spec: FactorSpec, adjusted: "AdjustedBars") -> str | None:
     return None
 
 
-def compute_factors(adjusted: "AdjustedBars", monthly: "MonthlyBars", fundamentals=None,
+def compute_factors(adjusted: AdjustedBars, monthly: MonthlyBars, fundamentals=None,
                     fundamental_styles: Mapping[str, Sequence[str]] | None = None) -> FactorSet:
     """Compute every library factor the inputs allow, plus joined fundamentals.
 
@@ -331,7 +324,6 @@ def compute_factors(adjusted: "AdjustedBars", monthly: "MonthlyBars", fundamenta
         frame, fields = load_fundamentals(fundamentals)
         clash = [f for f in fields if f in names]
         if clash:
-            from .daily import DailyBarsError
             raise DailyBarsError(f"fundamental field '{clash[0]}' has the name of a library factor; rename it")
         joined = asof_fundamentals(frame, fields, monthly.codes, monthly.last_day)
         for style, members in _fundamental_styles(fields, fundamental_styles).items():
@@ -372,19 +364,11 @@ def load_fundamentals(source) -> tuple[pd.DataFrame, list[str]]:
         Missing file or column, unparseable announcement date, non-numeric value, or two
         rows for one (code, announce_date) without a period column to order them.
     """
-    from .daily import DailyBarsError
     if isinstance(source, pd.DataFrame):
         frame, name = source.copy(), "fundamentals"
     else:
-        path = Path(source)
-        name = str(path)
-        if not path.is_file():
-            raise DailyBarsError(f"fundamentals file not found: {path}")
-        try:
-            frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
-                     else pd.read_csv(path, dtype={"code": str}))
-        except Exception as exc:  # pandas raises many types for unreadable files
-            raise DailyBarsError(f"cannot read fundamentals {path}: {exc}") from None
+        name = str(Path(source))
+        frame = read_table(source, "fundamentals file", DailyBarsError, dtype={"code": str})
     for col in ("code", "announce_date"):
         if col not in frame.columns:
             raise DailyBarsError(f"missing column '{col}' in fundamentals ({name})")
@@ -401,16 +385,9 @@ def load_fundamentals(source) -> tuple[pd.DataFrame, list[str]]:
     if not fields:
         raise DailyBarsError(f"no field columns in fundamentals ({name})")
     for col in fields:
-        values = frame[col]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            converted = pd.to_numeric(values, errors="coerce")
-            bad = (converted.isna() & values.notna()).to_numpy()
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise DailyBarsError(f"non-numeric value {values.iloc[i]!r} in fundamentals column '{col}', "
-                                     f"row {i} ({name})")
-            values = converted
-        values = values.astype(np.float64)
+        place = f"in fundamentals column '{col}', row "
+        values = numeric_column(frame[col], DailyBarsError,
+                                lambda i, place=place: f"{place}{i} ({name})").astype(np.float64)
         if np.isinf(values.to_numpy()).any():
             i = int(np.flatnonzero(np.isinf(values.to_numpy()))[0])
             raise DailyBarsError(f"infinite value in fundamentals column '{col}', row {i} ({name})")
@@ -440,7 +417,6 @@ def asof_fundamentals(frame: pd.DataFrame, fields: Sequence[str], codes: pd.Inde
     -------
     dict field → ndarray [T, N] (NaN before the first announcement)
     """
-    from .daily import _ffill
     T, N = len(last_day), len(codes)
     ci = codes.get_indexer(frame["code"])
     ti = pd.DatetimeIndex(last_day).searchsorted(pd.DatetimeIndex(frame["announce_date"]), side="right")
@@ -453,13 +429,12 @@ def asof_fundamentals(frame: pd.DataFrame, fields: Sequence[str], codes: pd.Inde
     for f in fields:
         grid = np.full((T, N), np.nan)
         grid[t_idx, c_idx] = latest[f].to_numpy(np.float64)
-        out[f] = _ffill(grid)
+        out[f] = ffill(grid)
     return out
 
 
 def _fundamental_styles(fields: Sequence[str], styles: Mapping[str, Sequence[str]] | None
                         ) -> dict[str, list[str]]:
-    from .daily import DailyBarsError
     out: dict[str, list[str]] = {}
     named = set()
     for style, members in (styles or {}).items():

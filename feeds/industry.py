@@ -13,7 +13,7 @@ map does not name keep industry ``-1`` (unknown); codes of the map that the data
 not hold are ignored. Without any map the panel has no industry at all and the
 preprocessing falls back to whole-market demeaning with a warning (see
 ``docs/real_data.md``). Daily bars may instead carry a time-varying ``industry``
-column, read by :func:`feeds.daily.load_daily_bars`.
+column, read by :func:`feeds.daily_bars.load_daily_bars`.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .panel import PanelError
+from .tables import read_table
 
 
 class IndustryMapError(PanelError):
@@ -58,17 +59,9 @@ def load_industry_map(source) -> pd.Series:
     elif isinstance(source, pd.DataFrame):
         frame, name = source, "industry map"
     else:
-        path = Path(source)
-        name = str(path)
-        if not path.is_file():
-            raise IndustryMapError(f"industry map not found: {path}")
-        try:
-            if path.suffix.lower() in (".parquet", ".pq"):
-                frame = pd.read_parquet(path)
-            else:
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        except Exception as exc:  # pandas raises many types for unreadable files
-            raise IndustryMapError(f"cannot read industry map {path}: {exc}") from None
+        name = str(Path(source))
+        frame = read_table(source, "industry map", IndustryMapError, dtype=str, keep_default_na=False,
+                           na_values=[""])
     for col in ("code", "industry"):
         if col not in frame.columns:
             raise IndustryMapError(f"missing column '{col}' in industry map ({name}); "

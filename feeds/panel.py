@@ -45,10 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-
-#: read_csv keywords for exact floats: pandas < 3 parses CSV floats to within one ulp by default
-#: (a CSV and a Parquet of the same values then differ); pandas 3 is exact and deprecates the option.
-EXACT_CSV_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+from .tables import numeric_column, read_table, table_kind
 
 FLAG_COLUMNS = ("suspended", "limit_up", "limit_down", "is_st")
 #: Beyond this magnitude a factor, close or market cap is a unit or sentinel mistake, not data:
@@ -74,6 +71,14 @@ def month_end(dates) -> pd.DatetimeIndex:
     if idx.tz is not None:
         idx = idx.tz_localize(None)
     return (idx + pd.offsets.MonthEnd(0)).normalize()
+
+
+def month_span(dates: pd.DatetimeIndex, start=None, end=None) -> builtins.slice:
+    """Positions of the month-ends ``dates`` from ``start`` to ``end`` (any date inside a month
+    selects it; ``None`` is open); an empty slice when there is none."""
+    lo = 0 if start is None else int(dates.searchsorted(month_end([start])[0], "left"))
+    hi = len(dates) if end is None else int(dates.searchsorted(month_end([end])[0], "right"))
+    return builtins.slice(lo, hi)
 
 
 @dataclass(eq=False)
@@ -277,12 +282,15 @@ class Panel:
     # ---------------------------------------------------------------- slicing
     def slice(self, start=None, end=None) -> "Panel":
         """The months with ``start <= date <= end`` (any date inside a month selects it)."""
-        lo = 0 if start is None else int(self.dates.searchsorted(month_end([start])[0], "left"))
-        hi = self.T if end is None else int(self.dates.searchsorted(month_end([end])[0], "right"))
-        if hi <= lo:
+        return self.take(self.rows_between(start, end))
+
+    def rows_between(self, start=None, end=None) -> builtins.slice:
+        """Row positions of the months :meth:`slice` keeps; :class:`PanelError` when there is none."""
+        rows = month_span(self.dates, start, end)
+        if rows.stop <= rows.start:
             raise PanelError(f"no months between {start} and {end} "
                              f"(panel covers {self.dates[0].date()}..{self.dates[-1].date()})")
-        return self.take(builtins.slice(lo, hi))
+        return rows
 
     def take(self, rows=None, cols=None) -> "Panel":
         """A sub-panel by positional date rows and instrument columns (``None`` keeps all)."""
@@ -386,14 +394,8 @@ class Panel:
             raise PanelError(f"no factor columns ({source})")
         numeric_cols = [c for c in ("ret", "close", "mcap") if c in df.columns] + factors
         for col in numeric_cols:
-            if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
-                converted = pd.to_numeric(df[col], errors="coerce")
-                bad = converted.isna() & df[col].notna()
-                if bad.any():
-                    i = int(np.flatnonzero(bad)[0])
-                    raise PanelError(f"non-numeric value {df[col].iloc[i]!r} in column '{col}', "
-                                     f"row {i} ({source})")
-                df[col] = converted
+            place = f"in column '{col}', row "
+            df[col] = numeric_column(df[col], PanelError, lambda i, place=place: f"{place}{i} ({source})")
         for col in factors:  # before the float32 cast turns 1e300 into inf with an overflow warning
             with np.errstate(invalid="ignore"):
                 values = df[col].to_numpy(np.float64, na_value=np.nan)
@@ -474,15 +476,7 @@ def load_panel(path, factors: Sequence[str] | None = None,
                require_industry: bool = False) -> Panel:
     """Read a panel file (SPEC §4.2): CSV (optionally compressed) or Parquet, one row per stock-month."""
     path = Path(path)
-    if not path.exists():
-        raise PanelError(f"panel file not found: {path}")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, dtype={"code": str}, **EXACT_CSV_FLOATS)
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise PanelError(f"cannot read panel file {path}: {exc}") from None
+    frame = read_table(path, "panel file", PanelError, dtype={"code": str})
     return Panel.from_frame(frame, factors=factors, styles=styles, require_industry=require_industry,
                             source=str(path)).check_values(str(path))
 
@@ -491,9 +485,9 @@ def save_panel(panel: Panel, path) -> Path:
     """Write ``panel`` as a long panel file; the format follows the suffix (.csv[.gz] or .parquet)."""
     path = Path(path)
     frame = panel.to_frame().reset_index()
-    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d") if path.suffix != ".parquet" else frame["date"]
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if table_kind(path) == "parquet":
         frame.to_parquet(path, index=False)
     else:
+        frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
         frame.to_csv(path, index=False)
     return path

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from feeds.errors import UserError
+from feeds.files import atomic_path
 
 try:  # POSIX advisory locks; elsewhere stale debris is recognised by age alone
     import fcntl
@@ -260,15 +261,7 @@ def fingerprint(obj) -> str:
 
 
 def write_atomic(path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` (:func:`feeds.files.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)

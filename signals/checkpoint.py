@@ -19,7 +19,6 @@ import hashlib
 import io
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import pandas as pd
 import torch
 
 from feeds.errors import UserError
+from feeds.files import write_bytes_atomic
 
 FORMAT = "lstm-tercile-signal"
 FORMAT_VERSION = 2  # 2: carries ``digest``
@@ -52,19 +52,9 @@ def torch_save_atomic(obj, path) -> Path:
     Serialising in memory first means a full disk raises the operating system's ``OSError``
     (ENOSPC) instead of torch's opaque zip-writer error, and no partial file is left behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, buffer.getbuffer())
 
 
 def payload_digest(payload) -> str:

@@ -108,6 +108,8 @@ def test_missing_and_unreadable_file(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(PanelError, match="cannot read panel file"):
         load_panel(bad)
+    with pytest.raises(PanelError, match=r"panel file not found: .* \(a folder, not a file\)"):
+        load_panel(tmp_path)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
