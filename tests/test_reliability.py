@@ -528,7 +528,7 @@ class _FullDisk:
 
 
 def test_disk_full_while_caching_is_one_warning_and_leaves_no_staging(tmp_path, monkeypatch, tiny_run):
-    monkeypatch.setattr("signals.checkpoint.os.fdopen", _FullDisk)
+    monkeypatch.setattr("feeds.files.os.fdopen", _FullDisk)
     model = SignalModel.load(tiny_run.out / "model.pt")
     with pytest.warns(UserWarning, match=r"not cached \(disk full while writing the model cache \(No space left"):
         model_cache.store_entry(tmp_path, "0123456789abcdef", {"model.pt": model.save})
@@ -538,7 +538,7 @@ def test_disk_full_while_caching_is_one_warning_and_leaves_no_staging(tmp_path, 
 def test_disk_full_while_writing_a_run_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, tiny_run):
     cache = tmp_path / "cache"
     shutil.copytree(tiny_run.cache, cache)
-    monkeypatch.setattr("signals.checkpoint.os.fdopen", _FullDisk)  # torch.save of model.pt meets a full disk
+    monkeypatch.setattr("feeds.files.os.fdopen", _FullDisk)  # torch.save of model.pt meets a full disk
     assert tiny(tmp_path / "out" / "run", cache) == 2
     assert "No space left on device" in error_line(capsys)
     assert not (tmp_path / "out" / "run").exists() and debris(tmp_path) == []
