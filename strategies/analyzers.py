@@ -11,19 +11,19 @@ per decision month-end), so they only work on that strategy (or a subclass).
 """
 from __future__ import annotations
 
-import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.panel import Panel, month_end
+from feeds.panel import Panel
 from signals.evaluate import information_coefficients, monthly_accuracy
 from signals.labels import LabelConfig
 from signals.predictions import prediction_frame
 
 from .baskets import BASKETS
+from .lean import LeanAnalyzer, bar_month_end
 
 
-class _RecordAnalyzer(bt.Analyzer):
+class _RecordAnalyzer(LeanAnalyzer):
     """Base: calls :meth:`on_month` once for each new decision record of the strategy."""
 
     def start(self):
@@ -109,7 +109,7 @@ class Turnover(_RecordAnalyzer):
     def notify_order(self, order):
         if order.status != order.Completed:
             return
-        date = month_end([bt.num2date(order.created.dt)])[0]
+        date = bar_month_end(order.created.dt)
         row = self.traded.setdefault(date, {"buy": 0.0, "sell": 0.0, "commission": 0.0})
         row["buy" if order.isbuy() else "sell"] += abs(order.executed.size * order.executed.price)
         row["commission"] += order.executed.comm

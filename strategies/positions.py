@@ -10,17 +10,16 @@ records), so a plain Backtrader script can add it next to its own analyzers::
 """
 from __future__ import annotations
 
-import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.panel import month_end
+from .lean import LeanAnalyzer, bar_month_end
 
 POSITION_COLUMNS = ["date", "code", "shares", "price", "value", "weight"]
 TRANSACTION_COLUMNS = ["date", "decision_date", "code", "shares", "price", "value", "commission"]
 
 
-class Holdings(bt.Analyzer):
+class Holdings(LeanAnalyzer):
     """Positions at every month-end bar and every executed order.
 
     Positions are read after the broker has processed the bar (the fills of the previous
@@ -50,7 +49,7 @@ class Holdings(bt.Analyzer):
         if dtnum == self._last:
             return
         self._last = dtnum
-        date = month_end([bt.num2date(dtnum)])[0]
+        date = bar_month_end(dtnum)
         broker = self.strategy.broker
         total = broker.getvalue()
         for data, position in broker.positions.items():
@@ -67,8 +66,8 @@ class Holdings(bt.Analyzer):
         if order.status != order.Completed:
             return
         size, price = float(order.executed.size), float(order.executed.price)
-        self._transactions.append((month_end([bt.num2date(order.executed.dt)])[0],
-                                   month_end([bt.num2date(order.created.dt)])[0], order.data._name,
+        self._transactions.append((bar_month_end(order.executed.dt), bar_month_end(order.created.dt),
+                                   order.data._name,
                                    size, price, size * price, float(order.executed.comm)))
 
     def get_analysis(self):

@@ -17,6 +17,7 @@ from signals.predictions import prediction_frame
 from .baskets import (BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices, form_baskets,
                       plan_rebalance)
 from .commission import round_to_lot
+from .lean import bar_month_end
 
 EXECUTIONS = ("close", "next_open")
 
@@ -315,7 +316,7 @@ class LSTMTercileStrategy(bt.Strategy):
                 self._history.append(item)
                 self._seen_months.append(item[0])
         self._last_dtnum = dtnum
-        date = month_end([bt.num2date(dtnum)])[0]
+        date = bar_month_end(dtnum)
         self._seen_months.append(date)
         if snap.industry.max(initial=-1) >= len(self._industries):
             raise StrategyParamError(
