@@ -1,51 +1,235 @@
-"""The backtest stage: one Backtrader run per selection × book, and the online/offline check."""
+"""The backtest stage: one Backtrader run per selection × book (in parallel worker processes
+when ``backtest.workers`` allows), and the online/offline check."""
 from __future__ import annotations
 
+import copy
+import gc
+import multiprocessing
+import os
+import pickle
+import signal as signals_module
+import sys
 import time
+import warnings
+from dataclasses import dataclass
+from multiprocessing.pool import ExceptionWithTraceback
 
 import numpy as np
 import pandas as pd
 
+from feeds.errors import UserError
 from signals.predictions import PROBABILITY_COLUMNS
 
 from .config import RunConfig
 from .data import RunData
+from .memo import MemoSignal
 
 
-def run_backtests(config: RunConfig, data: RunData, signal, dates, log) -> dict:
+def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline: pd.DataFrame | None = None) -> dict:
     """One Backtrader run per selection × book over the decision months ``dates``.
+
+    Parameters
+    ----------
+    config, data : the run's
+    signal : SignalModel
+        The served model.
+    dates : DatetimeIndex
+        Decision months (the books also decide at the month after the last, which realises
+        nothing).
+    log : callable
+        Progress lines: one per book as it finishes.
+    offline : DataFrame, optional
+        ``signal``'s offline predictions on ``data.panel`` (the predict stage's): the books are
+        served from them (:class:`~pipeline.memo.MemoSignal` checks that each streamed history
+        holds exactly the inputs they were computed from). Months they lack are predicted here,
+        once, before the books run.
 
     Returns ``{selection: {"baskets": frame, "books": {book: returns}, "turnover": {book: frame},
     "positions": {book: frame}, "transactions": {book: frame}, "predictions": in-backtest
-    predictions}}``.
+    predictions}}``; the same for any ``backtest.workers``.
     """
     from strategies import AShareCommission
-    from strategies.backtest import run_book
-
-    from .memo import MemoSignal
+    from strategies.backtest import BookRunner
 
     bt = config.backtest
-    memo = MemoSignal(signal)  # every book of the same months asks the same questions
+    start, end = dates[0], dates[-1] + pd.offsets.MonthEnd(1)
+    memo = _served(signal, data.panel, start, end, offline, log)
+    costs = AShareCommission(commission=bt.costs.commission, min_commission=bt.costs.min_commission,
+                             stamp_duty=bt.costs.stamp_duty, lot=bt.lot)
+    runner = BookRunner(data.panel, memo, start=start, end=end, cash=bt.cash, commission=costs, lot=bt.lot)
+    params = dict(top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution)
+    tasks = [BookTask(selection, book, params) for selection in bt.selections for book in bt.books]
+    workers = book_workers(bt.workers, len(tasks))
+    if workers > 1:
+        log(f"backtest: {len(tasks)} books in {workers} worker processes")
+    results = {}
+    # The panel, the runner's thousands of feeds and the model live through every book: frozen,
+    # the garbage collections of each book skip them (they took a third of a book's time), and
+    # forked workers do not write to (and so copy) the pages that hold them.
+    gc.freeze()
+    try:
+        for task, result in _run_tasks(runner, tasks, workers):
+            results[task.selection, task.book] = result
+            log(f"backtest: {task.selection}/{task.book} {len(result['returns'])} months, "
+                f"cum {np.prod(1 + result['returns'].fillna(0)) - 1:+.2%} ({result['seconds']:.1f} s)")
+    finally:
+        gc.unfreeze()
     out = {}
-    for selection in bt.selections:
-        block = {"books": {}, "turnover": {}}
+    for selection in bt.selections:  # the order of the config, whatever the order books finished in
+        block = out[selection] = {"books": {}, "turnover": {}, "positions": {}, "transactions": {}}
         for book in bt.books:
-            t0 = time.perf_counter()
-            costs = AShareCommission(commission=bt.costs.commission, min_commission=bt.costs.min_commission,
-                                     stamp_duty=bt.costs.stamp_duty, lot=bt.lot)
-            result = run_book(data.panel, memo, start=dates[0], end=dates[-1] + pd.offsets.MonthEnd(1),
-                              cash=bt.cash, commission=costs, selection=selection, book=book,
-                              top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution)
-            block["books"][book] = result.returns
-            block["turnover"][book] = result.turnover
-            positions, transactions = result.strategy.analyzers.holdings.get_analysis()
-            block.setdefault("positions", {})[book], block.setdefault("transactions", {})[book] = positions, transactions
-            block.setdefault("baskets", result.baskets)
-            block.setdefault("predictions", result.predictions)
-            log(f"backtest: {selection}/{book} {len(result.returns)} months, "
-                f"cum {np.prod(1 + result.returns.fillna(0)) - 1:+.2%} ({time.perf_counter() - t0:.1f} s)")
-        out[selection] = block
+            result = results[selection, book]
+            for name in ("turnover", "positions", "transactions"):
+                block[name][book] = result[name]
+            block["books"][book] = result["returns"]
+            block.setdefault("baskets", result["baskets"])  # the same baskets in every book of a selection
+            block.setdefault("predictions", result["predictions"])
     return out
+
+
+def book_workers(setting: int | None, books: int) -> int:
+    """Worker processes for ``books`` books: ``setting`` (0 or None: the cores this process may
+    run on), never more than there are books; 1 where processes cannot be forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # (Windows, and macOS where fork is unsafe): every book in this process
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(setting) if setting else cores, books))
+
+
+def _served(signal, panel, start, end, offline, log) -> MemoSignal:
+    """``signal`` wrapped to serve every month the books decide from predictions made here,
+    once: ``offline``'s, and the months it lacks predicted now (on the signal's device)."""
+    memo = MemoSignal(signal)
+    months = panel.dates[(panel.dates >= start) & (panel.dates <= end)]
+    have = pd.DatetimeIndex([]) if offline is None else pd.DatetimeIndex(offline.index.get_level_values("date"))
+    missing = months[~months.isin(have)]
+    t0 = time.perf_counter()
+    frames = ([] if offline is None else [offline]) + ([signal.predict_panel(panel, missing)] if len(missing) else [])
+    for frame in frames:
+        memo.add_offline(panel, frame)
+    if len(missing):
+        log(f"backtest: predicted {len(missing)} of the books' {len(months)} decision months "
+            f"({time.perf_counter() - t0:.1f} s)", "DEBUG")
+    return memo
+
+
+@dataclass(frozen=True)
+class BookTask:
+    """One book to trade: what a worker process receives (the runner it inherits)."""
+
+    selection: str
+    book: str
+    params: dict
+
+
+def _book(runner, task: BookTask) -> dict:
+    """Trade one book on ``runner``; the plain results the later stages read (picklable: the
+    strategy object is not), the book's warnings and its wall time. The one per-book
+    function of the serial and the parallel path."""
+    with warnings.catch_warnings(record=True) as caught:
+        result = runner.run(selection=task.selection, book=task.book, **task.params)
+    positions, transactions = result.strategy.analyzers.holdings.get_analysis()
+    return {"returns": result.returns, "turnover": result.turnover, "positions": positions,
+            "transactions": transactions, "baskets": result.baskets, "predictions": result.predictions,
+            "warnings": [(w.message, w.category) for w in caught], "seconds": result.seconds}
+
+
+def _run_tasks(runner, tasks: list[BookTask], workers: int):
+    """Yield ``(task, result)`` as each book finishes: in this process (``workers`` = 1), else
+    in ``workers`` forked processes. A book's warnings are raised here, in this process."""
+    registry: dict = {}  # one "shown once" registry for all books, as in one process
+    for task, result in (_in_process(runner, tasks) if workers == 1 else _in_workers(runner, tasks, workers)):
+        for message, category in result.pop("warnings"):
+            warnings.warn_explicit(message, category, __file__, 0, registry=registry)
+        yield task, result
+
+
+def _in_process(runner, tasks):
+    for task in tasks:
+        yield task, _book(runner, task)
+
+
+# ------------------------------------------------------------------ worker processes
+# Forked workers inherit the runner (the panel, its Backtrader feeds, the served signal with
+# every month's predictions) instead of receiving a pickled copy per task: a task is a BookTask
+# and a result the plain frames of one book.
+#
+# CUDA: a forked child must not touch CUDA the parent initialised. The parent predicts every
+# month the books decide before forking (see _served), so a child only looks answers up; should
+# a history ever not match them, the child predicts with a CPU copy of the model made here.
+_RUNNER = None
+
+
+def _in_workers(runner, tasks, workers):
+    cpu_model = _cpu_copy(runner.signal.signal)
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
+                                                    initargs=(runner, cpu_model, os.getpid()))
+    # Long/short books trade both baskets, about 1.5 times the orders of a long-only book:
+    # handed out first, they do not finish alone at the end while the other workers idle.
+    handed = sorted(enumerate(tasks), key=lambda item: item[1].book != "long_short")
+    try:
+        running, failed = set(range(len(tasks))), {}
+        for index, outcome in pool.imap_unordered(_worker_book, handed):
+            running.discard(index)
+            if isinstance(outcome, BaseException):
+                failed[index] = outcome
+            elif not failed:
+                yield tasks[index], outcome
+            if failed and not any(i < min(failed) for i in running):
+                # the error of the first book that failed in the config's order, as in one process
+                error = failed[min(failed)]
+                if isinstance(error, UserError):  # one line, no pickled traceback
+                    raise error.with_traceback(None) from None
+                raise error  # a bug: its cause is the worker's traceback
+        pool.close()
+    finally:
+        pool.terminate()  # an error, Ctrl-C or SIGTERM here: no worker is left running
+        pool.join()
+
+
+def _cpu_copy(model):
+    """A CPU copy of ``model`` when CUDA is initialised in this process (None otherwise)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized() or not callable(getattr(model, "to", None)):
+        return None
+    return copy.deepcopy(model).to("cpu")
+
+
+def _start_worker(runner, cpu_model, parent: int) -> None:
+    global _RUNNER
+    _RUNNER = runner
+    if cpu_model is not None:
+        runner.signal.signal = cpu_model  # this process's copy of the runner only
+    # Ctrl-C reaches the whole process group: the parent answers it and ends the pool, so a
+    # worker ignores it; SIGTERM (pool.terminate) ends a worker at once, not through a handler
+    # inherited from the parent; and a worker dies with the parent, whatever kills it.
+    signals_module.signal(signals_module.SIGINT, signals_module.SIG_IGN)
+    signals_module.signal(signals_module.SIGTERM, signals_module.SIG_DFL)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signals_module.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before that
+        os._exit(1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)  # one core per worker: the workers already fill the machine
+
+
+def _worker_book(item):
+    index, task = item
+    try:
+        return index, _book(_RUNNER, task)
+    except Exception as exc:  # sent back as a value, with the traceback as text (multiprocessing's way)
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:  # it would not survive the trip: its one line does
+            lines = str(exc).strip().splitlines()
+            kind = UserError if isinstance(exc, UserError) else RuntimeError
+            exc = kind(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
+        return index, ExceptionWithTraceback(exc, exc.__traceback__)
 
 
 def online_offline_gap(online: pd.DataFrame, offline: pd.DataFrame) -> float:

@@ -77,7 +77,11 @@ class CommissionConfig:
 
 @dataclass
 class BacktestConfig:
-    """How the strategy trades; one Backtrader run per selection × book."""
+    """How the strategy trades; one Backtrader run per selection × book.
+
+    ``workers``: processes the books run in at once (0, the default: the cores this process
+    may use; 1: one after another in this process); the results do not depend on it.
+    """
 
     selections: list[str] = field(default_factory=lambda: ["class", "top_pct"])
     books: list[str] = field(default_factory=lambda: ["high", "neutral", "low", "long_short"])
@@ -87,6 +91,7 @@ class BacktestConfig:
     cash: float = 100_000_000.0
     execution: Literal["close", "next_open"] = "close"
     costs: CommissionConfig = field(default_factory=CommissionConfig)
+    workers: int = 0
 
 
 @dataclass
@@ -329,6 +334,8 @@ def _check_backtest(config: RunConfig) -> None:
         raise ConfigError(f"gross (target exposure) must be > 0, got {bt.gross}", "backtest.gross")
     if not bt.cash > 0:
         raise ConfigError(f"cash must be > 0, got {bt.cash}", "backtest.cash")
+    if bt.workers < 0:
+        raise ConfigError(f"workers must be >= 0 (0: the cores available), got {bt.workers}", "backtest.workers")
     for key in ("commission", "stamp_duty"):
         rate = getattr(bt.costs, key)
         if not 0 <= rate < 1:

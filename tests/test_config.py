@@ -24,7 +24,7 @@ def test_defaults_are_the_study_protocol():
 @pytest.mark.parametrize("raw, message", [
     ({"foo": 1}, "unknown key 'foo' (known: "),
     ({"backtest": {"lots": 1}}, "unknown key 'lots' (known: books, cash, costs, execution, gross, lot, "
-                                "selections, top_pct) (backtest.lots, cfg.yaml)"),
+                                "selections, top_pct, workers) (backtest.lots, cfg.yaml)"),
     ({"backtest": {"costs": {"stamp": 1}}}, "(backtest.costs.stamp, cfg.yaml)"),
     ({"backtest": {"lot": "a"}}, "expected an integer, got 'a' (backtest.lot, cfg.yaml)"),
     ({"backtest": {"top_pct": "x"}}, "expected a number, got 'x' (backtest.top_pct, cfg.yaml)"),
