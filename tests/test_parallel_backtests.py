@@ -3,6 +3,7 @@ interrupts surface in the parent, predictions served from the predict stage; and
 per-book plumbing (one Cerebro for many books, lean analyzers and broker) changes nothing."""
 import os
 import signal as signal_module
+import sys
 import time
 
 import backtrader as bt
@@ -147,6 +148,34 @@ def test_a_workers_user_error_is_the_same_one_line(panel, signal):
         backtests(panel, signal, workers=2, gross=1.5)
     assert str(parallel_error.value) == str(serial_error.value)
     assert parallel_error.value.__cause__ is None and parallel_error.value.__suppress_context__
+
+
+def test_a_workers_bug_keeps_its_type_and_traceback(panel, signal, monkeypatch):
+    def broken(runner, task):
+        raise KeyError(f"no such thing in {task.book}")
+    monkeypatch.setattr(backtest_module, "_book", broken)
+    with pytest.raises(KeyError, match="no such thing in high") as error:
+        backtests(panel, signal, workers=2)
+    assert "in broken" in str(error.value.__cause__)  # the worker's traceback, as text
+
+
+def test_workers_get_a_cpu_copy_of_a_model_on_cuda(monkeypatch):
+    class Model:
+        device = "cuda"
+
+        def to(self, device):
+            self.device = device
+            return self
+
+    class FakeTorch:  # CUDA initialised in this process
+        class cuda:
+            is_initialized = staticmethod(lambda: True)
+    model = Model()
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch)
+    copy = backtest_module._cpu_copy(model)
+    assert copy is not model and copy.device == "cpu" and model.device == "cuda"
+    FakeTorch.cuda.is_initialized = staticmethod(lambda: False)
+    assert backtest_module._cpu_copy(model) is None
 
 
 def children():
