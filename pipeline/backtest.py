@@ -34,15 +34,14 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline:
     signal : SignalModel
         The served model.
     dates : DatetimeIndex
-        Decision months (the books also decide at the month after the last, which realises
-        nothing).
+        Decision months (the books also stream the month after the last, which realises it).
     log : callable
         Progress lines: one per book as it finishes.
     offline : DataFrame, optional
         ``signal``'s offline predictions on ``data.panel`` (the predict stage's): the books are
         served from them (:class:`~pipeline.memo.MemoSignal` checks that each streamed history
-        holds exactly the inputs they were computed from). Months they lack are predicted here,
-        once, before the books run.
+        holds exactly the inputs they were computed from). Decision months they lack are
+        predicted here, once, before the books run.
 
     Returns ``{selection: {"baskets": frame, "books": {book: returns}, "turnover": {book: frame},
     "positions": {book: frame}, "transactions": {book: frame}, "predictions": in-backtest
@@ -52,12 +51,13 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline:
     from strategies.backtest import BookRunner
 
     bt = config.backtest
+    dates = pd.DatetimeIndex(dates)
     start, end = dates[0], dates[-1] + pd.offsets.MonthEnd(1)
-    memo = _served(signal, data.panel, start, end, offline, log)
+    memo = _served(signal, data.panel, dates, offline, log)
     costs = AShareCommission(commission=bt.costs.commission, min_commission=bt.costs.min_commission,
                              stamp_duty=bt.costs.stamp_duty, lot=bt.lot)
     runner = BookRunner(data.panel, memo, start=start, end=end, cash=bt.cash, commission=costs, lot=bt.lot)
-    params = dict(top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution)
+    params = dict(top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution, last_decision=dates[-1])
     tasks = [BookTask(selection, book, params) for selection in bt.selections for book in bt.books]
     workers = book_workers(bt.workers, len(tasks))
     if workers > 1:
@@ -96,19 +96,18 @@ def book_workers(setting: int | None, books: int) -> int:
     return max(1, min(int(setting) if setting else cores, books))
 
 
-def _served(signal, panel, start, end, offline, log) -> MemoSignal:
-    """``signal`` wrapped to serve every month the books decide from predictions made here,
-    once: ``offline``'s, and the months it lacks predicted now (on the signal's device)."""
+def _served(signal, panel, dates, offline, log) -> MemoSignal:
+    """``signal`` wrapped to serve the decision months ``dates`` from predictions made once:
+    ``offline``'s, and the months it lacks predicted now (on the signal's device)."""
     memo = MemoSignal(signal)
-    months = panel.dates[(panel.dates >= start) & (panel.dates <= end)]
     have = pd.DatetimeIndex([]) if offline is None else pd.DatetimeIndex(offline.index.get_level_values("date"))
-    missing = months[~months.isin(have)]
+    missing = dates[~dates.isin(have)]
     t0 = time.perf_counter()
     frames = ([] if offline is None else [offline]) + ([signal.predict_panel(panel, missing)] if len(missing) else [])
     for frame in frames:
         memo.add_offline(panel, frame)
     if len(missing):
-        log(f"backtest: predicted {len(missing)} of the books' {len(months)} decision months "
+        log(f"backtest: predicted {len(missing)} of the {len(dates)} decision months "
             f"({time.perf_counter() - t0:.1f} s)", "DEBUG")
     return memo
 

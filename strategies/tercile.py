@@ -110,6 +110,9 @@ class LSTMTercileStrategy(bt.Strategy):
         A setting that gives no decision at all raises :class:`StrategyParamError` (panel
         feeds, at the start of the run); a first decision later than ``start``, a run without
         decision and orders the broker rejected warn (:class:`StrategyWarning`)
+      - ``last_decision`` (default: ``None``): last month-end to decide at; later month-ends
+        (the one that realises the last decision's month) are valued and recorded without
+        a prediction or a trade. ``None``: every month-end the feeds stream
       - ``industries`` (default: ``None``): industry names for the ``industry`` line of
         feeds other than :class:`feeds.PanelFeed` (which carry their own)
 
@@ -129,6 +132,7 @@ class LSTMTercileStrategy(bt.Strategy):
         ("rebalance", 1),
         ("execution", "close"),
         ("start", None),
+        ("last_decision", None),
         ("industries", None),
     )
 
@@ -170,6 +174,10 @@ class LSTMTercileStrategy(bt.Strategy):
         else:
             starts = [d.tradestart for d in panel_feeds if d.tradestart is not None]
             self._first_decision = max(starts) if starts else None
+        self._last_decision = None if p.last_decision is None else month_end([p.last_decision])[0]
+        if None not in (self._first_decision, self._last_decision) and self._last_decision < self._first_decision:
+            raise StrategyParamError(f"last_decision {self._last_decision.date()} is before the first decision "
+                                     f"{self._first_decision.date()}: the strategy would make no decision")
         self._history: deque[tuple[pd.Timestamp, Snapshot]] = deque(maxlen=self.window + 1)
         # codes of the history panel: the stock feeds, then stocks listed only in the history
         # months the feeds hand over (no feed: they delisted before the first bar)
@@ -329,25 +337,30 @@ class LSTMTercileStrategy(bt.Strategy):
         warming_up = self._first_decision is not None and date < self._first_decision
         if len(self._history) < self.window or warming_up:
             return
-        probs = np.asarray(self.p.signal.predict(self._history_panel()), dtype=np.float64)
-        if probs.shape != (len(self.history_codes), len(CLASSES)):
-            raise StrategyParamError(f"signal.predict returned shape {probs.shape}, "
-                                     f"expected ({len(self.history_codes)}, {len(CLASSES)})")
-        if self._order is not None:
-            probs = probs[np.argsort(self._order, kind="stable")]
-        probs = probs[:len(self.stocks)]  # stocks listed only in the history months come last
+        deciding = self._last_decision is None or date <= self._last_decision
+        probs = self._predict() if deciding else np.full((len(self.stocks), len(CLASSES)), np.nan)
         tradable = snap.tradable()
         baskets = form_baskets(probs, tradable, self.p.selection, self.p.top_pct)
         if not self.records and self._first_decision is not None and date > self._first_decision \
                 and not self._warned_late:
             self._warn_late(date, len([m for m in self._seen_months if m <= self._first_decision]))
-        rebalance = len(self.records) % self._rebalance_every == 0
+        rebalance = deciding and len(self.records) % self._rebalance_every == 0
         self.records.append(MonthRecord(
             date=date, probs=probs, present=snap.present, tradable=tradable, baskets=baskets,
             prices=self._prices.copy(), value=self.broker.getvalue(), cash=self.broker.getcash(),
             rebalanced=rebalance))
         if rebalance:
             self._trade(snap, baskets)
+
+    def _predict(self) -> np.ndarray:
+        """The signal's probabilities [N, 3] for the stock feeds at the current month-end."""
+        probs = np.asarray(self.p.signal.predict(self._history_panel()), dtype=np.float64)
+        if probs.shape != (len(self.history_codes), len(CLASSES)):
+            raise StrategyParamError(f"signal.predict returned shape {probs.shape}, "
+                                     f"expected ({len(self.history_codes)}, {len(CLASSES)})")
+        if self._order is not None:
+            probs = probs[np.argsort(self._order, kind="stable")]
+        return probs[:len(self.stocks)]  # stocks listed only in the history months come last
 
     def _history_panel(self) -> Panel:
         """The last ``window`` streamed snapshots as a Panel (codes = the stock feeds)."""

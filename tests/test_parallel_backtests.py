@@ -94,13 +94,30 @@ def test_the_books_are_those_of_run_book(panel, signal, serial):
 
 def test_books_are_served_from_the_offline_predictions(panel, signal, serial):
     months = decision_months(panel)
+    assert "backtest: predicted 19 of the 19 decision months" in " ".join(serial[1])
     offline = signal.predict_panel(panel, months)
     served, lines = backtests(panel, signal, offline=offline, workers=1)
     assert_same_backtests(serial[0], served)  # LinearSignal: predict_panel is predict, month by month
-    online = served["class"]["predictions"]
-    pd.testing.assert_frame_equal(online[online.index.get_level_values("date").isin(months)], offline)
-    # only the month after the last decision month was predicted by the stage itself
-    assert any("predicted 1 of the books' 20 decision months" in line for line in lines)
+    assert not any("predicted" in line for line in lines)
+    # the books decide on the decision months only: the month after is valued, not predicted
+    pd.testing.assert_frame_equal(served["class"]["predictions"], offline)
+
+
+def test_last_decision_changes_nothing_but_the_last_bars_predictions(panel, signal):
+    end = decision_months(panel)[-1] + pd.offsets.MonthEnd(1)
+    runs = [run_book(panel, signal, start=START, end=end, book="long_short", last_decision=last)
+            for last in (None, END)]
+    for name in ("returns", "baskets", "turnover", "prediction_log"):
+        assert_identical(getattr(runs[0], name), getattr(runs[1], name))
+    for a, b in zip(*(run.strategy.analyzers.holdings.get_analysis() for run in runs)):
+        assert_identical(a, b)
+    last = runs[1].strategy.records[-1]
+    assert np.isnan(last.probs).all() and not last.rebalanced and last.date == end
+    assert runs[1].strategy.records[-2].rebalanced
+    assert runs[0].predictions.index.get_level_values("date").max() == end
+    assert runs[1].predictions.index.get_level_values("date").max() == pd.Timestamp(END) + pd.offsets.MonthEnd(0)
+    with pytest.raises(StrategyParamError, match="last_decision 2012-05-31 is before the first decision"):
+        run_book(panel, signal, start=START, end=end, last_decision="2012-05")
 
 
 class CountingSignal:
