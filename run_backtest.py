@@ -27,6 +27,11 @@ import warnings
 # numpy's OpenBLAS threads contend with torch's on a busy laptop (a 3 ms batched matmul was
 # measured at 2 s with 2 BLAS threads under load); the heavy compute here is torch's.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# torch's OpenMP threads spin while they wait for work by default; beside a busy neighbour that
+# spinning steals the core the other thread needs (benchmarks/under_load.py: a 2x400 step beside
+# one busy process took 2.05x the fair share with spinning, 1.32x with PASSIVE). Read once, when
+# torch starts its OpenMP runtime, so it must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 _shown: set[str] = set()

@@ -9,6 +9,11 @@ ratio to the fair share (the best quiet 1-thread time: what sharing 2 cores with
 neighbour should cost), plus the loop's GFLOP/s against the CPU's measured fp32 matmul rate.
 
     python benchmarks/under_load.py [--hidden 400] [--steps 5] [--batch 1000]
+    python benchmarks/under_load.py --whole-run configs/smoke.yaml   # the main command (--retrain), same
+
+With ``--whole-run`` it times the main command instead (training included, a private model
+cache, tear sheets on), quiet and beside the same neighbour, with the environment it is given
+(the command sets ``OMP_WAIT_POLICY=PASSIVE`` itself unless told otherwise).
 
 Nothing else may run meanwhile: the point is to control the load.
 """
@@ -82,6 +87,22 @@ def measure(args, threads: int, policy: str | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def whole_run(config: str, out: Path) -> float:
+    """Seconds of one main command (``--retrain``, a private model cache) on ``config``."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "run_backtest.py"), "--config", config,
+                    "--output", str(out / "run"), "--set", f"output.cache_dir={out / 'cache'}", "--retrain", "--quiet"],
+                   check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def busy_neighbour():
+    """A Python process spinning on one core (kill it when done)."""
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(1.0)
+    return neighbour
+
+
 def cpu_model() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -98,16 +119,31 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--whole-run", metavar="CONFIG", help="time the main command on CONFIG instead")
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
+    if args.whole_run:
+        import tempfile
+
+        print(f"{cpu_model()}; load average before: {os.getloadavg()[0]:.2f}; main command on {args.whole_run}")
+        with tempfile.TemporaryDirectory() as tmp:
+            quiet = whole_run(args.whole_run, Path(tmp) / "quiet")
+            neighbour = busy_neighbour()
+            try:
+                busy = whole_run(args.whole_run, Path(tmp) / "busy")
+            finally:
+                neighbour.kill()
+                neighbour.wait()
+        print(f"quiet {quiet:.1f} s, beside one busy neighbour {busy:.1f} s: ratio {busy / quiet:.2f} (goal <= 2); "
+              f"load average after: {os.getloadavg()[0]:.2f}")
+        return None
 
     print(f"{cpu_model()}; load average before: {os.getloadavg()[0]:.2f}; "
           f"LSTM {LAYERS} x {args.hidden}, batch {args.batch} x {WINDOW} x {FACTORS}, median of {args.steps} steps")
     quiet = {label: measure(args, threads, policy) for label, threads, policy in SETTINGS}
-    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    neighbour = busy_neighbour()
     try:
-        time.sleep(1.0)
         loaded = {label: measure(args, threads, policy) for label, threads, policy in SETTINGS}
     finally:
         neighbour.kill()

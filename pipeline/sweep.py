@@ -330,6 +330,8 @@ def run_sweep(path, overrides: list[str] | None = None, output=None, *, executor
 
 def worker_env(threads: int) -> dict[str, str]:
     """Environment of every point's Ray worker: one BLAS thread (numpy's OpenBLAS stalls beside
-    torch on busy cores, see run_backtest.py), the point's CPU share for OpenMP, no display."""
-    return {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": str(threads), "MPLBACKEND": "Agg"}
+    torch on busy cores, see run_backtest.py), the point's CPU share for OpenMP with passive waits
+    (points share the machine's cores), no display."""
+    return {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE",
+            "MPLBACKEND": "Agg"}
 
