@@ -86,7 +86,7 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     log(f"predict: {len(dates)} decision months {dates[0]:%Y-%m}..{dates[-1]:%Y-%m} ({timings['predict']:.1f} s)")
 
     t0 = time.perf_counter()
-    backtests = run_backtests(config, data, bundle.signal, dates, log)
+    backtests = run_backtests(config, data, bundle.signal, dates, log, offline=predictions.frames["model"])
     timings["backtest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

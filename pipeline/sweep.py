@@ -144,8 +144,11 @@ def expand(path, overrides: list[str], base: RunConfig, directory: Path) -> list
         if key == "sweep" or key.startswith("sweep.") or key in ("name", "output.dir"):
             raise ConfigError(f"'{key}' cannot be an axis (the sweep sets it for each point)",
                               f"sweep.axes.{key}, {path}")
-    # One torch thread per reserved CPU: parallel points must not oversubscribe the cores.
+    # One torch thread per reserved CPU and the books in the point's own process: parallel points
+    # must not oversubscribe the cores.
     threads = [] if base.sections["train"].num_threads else [f"train.num_threads={sweep.threads_per_point}"]
+    if not base.backtest.workers:
+        threads.append("backtest.workers=1")
     grid = [axis_values(key, values) for key, values in sweep.axes.items()]
     points, seen = [], {}
     for combo in itertools.product(*grid):

@@ -209,11 +209,16 @@ def children():
     return pids
 
 
-def test_ctrl_c_leaves_no_worker(panel, signal, monkeypatch):
+def test_ctrl_c_leaves_no_worker(panel, signal, monkeypatch, tmp_path):
     parent = os.getpid()
+    pressed = tmp_path / "pressed"
 
-    def interrupted(runner, task):  # a book that Ctrl-C interrupts in a worker
-        os.kill(parent, signal_module.SIGINT)
+    def interrupted(runner, task):  # a book that Ctrl-C interrupts in a worker: one press, as a user's
+        try:
+            os.close(os.open(pressed, os.O_CREAT | os.O_EXCL))
+            os.kill(parent, signal_module.SIGINT)
+        except FileExistsError:
+            pass
         time.sleep(60)
     monkeypatch.setattr(backtest_module, "_book", interrupted)
     before = set(children())
