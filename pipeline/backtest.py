@@ -2,6 +2,7 @@
 when ``backtest.workers`` allows), and the online/offline check."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import multiprocessing
@@ -68,10 +69,12 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline:
     # forked workers do not write to (and so copy) the pages that hold them.
     gc.freeze()
     try:
-        for task, result in _run_tasks(runner, tasks, workers):
-            results[task.selection, task.book] = result
-            log(f"backtest: {task.selection}/{task.book} {len(result['returns'])} months, "
-                f"cum {np.prod(1 + result['returns'].fillna(0)) - 1:+.2%} ({result['seconds']:.1f} s)")
+        # closing: Ctrl-C between two books ends the workers now, not when the generator is collected
+        with contextlib.closing(_run_tasks(runner, tasks, workers)) as finished:
+            for task, result in finished:
+                results[task.selection, task.book] = result
+                log(f"backtest: {task.selection}/{task.book} {len(result['returns'])} months, "
+                    f"cum {np.prod(1 + result['returns'].fillna(0)) - 1:+.2%} ({result['seconds']:.1f} s)")
     finally:
         gc.unfreeze()
     out = {}
@@ -137,10 +140,12 @@ def _run_tasks(runner, tasks: list[BookTask], workers: int):
     """Yield ``(task, result)`` as each book finishes: in this process (``workers`` = 1), else
     in ``workers`` forked processes. A book's warnings are raised here, in this process."""
     registry: dict = {}  # one "shown once" registry for all books, as in one process
-    for task, result in (_in_process(runner, tasks) if workers == 1 else _in_workers(runner, tasks, workers)):
-        for message, category in result.pop("warnings"):
-            warnings.warn_explicit(message, category, __file__, 0, registry=registry)
-        yield task, result
+    books = _in_process(runner, tasks) if workers == 1 else _in_workers(runner, tasks, workers)
+    with contextlib.closing(books):  # the pool ends when this generator is closed, not when collected
+        for task, result in books:
+            for message, category in result.pop("warnings"):
+                warnings.warn_explicit(message, category, __file__, 0, registry=registry)
+            yield task, result
 
 
 def _in_process(runner, tasks):

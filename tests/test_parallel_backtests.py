@@ -229,6 +229,20 @@ def test_ctrl_c_leaves_no_worker(panel, signal, monkeypatch, tmp_path):
     assert time.perf_counter() - started < 30
 
 
+def test_ctrl_c_between_two_books_leaves_no_worker(panel, signal):
+    # Ctrl-C while this process handles a finished book (outside the pool's wait): the workers
+    # end at once, not whenever the suspended generator happens to be collected.
+    def log(message, level="INFO"):
+        if "months, cum" in message:
+            raise KeyboardInterrupt
+
+    before = set(children())
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_backtests(config(workers=2), RunData(panel, None, None, {}), signal, decision_months(panel), log)
+    assert set(children()) <= before  # checked while the traceback (and its frames) still live
+    del caught
+
+
 def test_workers_setting():
     cores = len(os.sched_getaffinity(0))
     assert book_workers(0, 8) == min(cores, 8) and book_workers(None, 8) == min(cores, 8)

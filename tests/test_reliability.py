@@ -410,6 +410,8 @@ def test_cache_entry_that_is_not_what_its_key_names_is_refused(tmp_path, tiny_ru
 # ============================================================== 6. faults
 def _kill_self(signum):
     def hook(*args, **kwargs):
+        # Without the CLI's handler SIGTERM would end pytest itself: fail the test instead.
+        assert callable(signal.getsignal(signum)), f"no Python handler for {signal.Signals(signum).name}"
         os.kill(os.getpid(), signum)
         time.sleep(5)  # the handler raises before this ends
     return hook
