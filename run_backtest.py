@@ -82,13 +82,15 @@ def _on_signal(signum, frame):
 def signals_raise():
     """Within: SIGINT raises ``KeyboardInterrupt`` and SIGTERM raises :class:`Terminated`, once
     each run, so both go through the same cleanup (staging and cache debris removed); the
-    previous handlers come back after. Only in the main thread and when SIGINT has Python's
-    default handler (not when embedded in a program that handles signals itself)."""
+    previous handlers come back after. Only in the main thread, and for each signal only where
+    it has its default disposition (not when embedded in a program that handles signals itself;
+    a SIGINT ignored by a background launch, e.g. ``nohup cmd &``, stays ignored)."""
     _on_signal.fired = False
     handlers = {}
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-        handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is threading.main_thread():
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        handlers = {sig: signal.signal(sig, _on_signal) for sig, default in defaults.items()
+                    if signal.getsignal(sig) is default}
     try:
         yield
     finally:

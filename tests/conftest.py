@@ -1,9 +1,22 @@
 """Shared fixtures of the Backtrader plugin tests (test_strategy.py, test_analyzers.py);
 a test module may define its own ``panel`` (test_btfeed.py does)."""
+import signal as signal_module
+
 import pytest
 
 from feeds import make_market
 from doubles import LinearSignal
+
+@pytest.fixture(scope="session", autouse=True)
+def python_sigint():
+    """The Ctrl-C tests need Python's SIGINT handler; a suite launched in the background (``cmd &``
+    without job control, ``nohup``) starts with SIGINT ignored."""
+    previous = signal_module.getsignal(signal_module.SIGINT)
+    if previous is signal_module.SIG_IGN:
+        signal_module.signal(signal_module.SIGINT, signal_module.default_int_handler)
+    yield
+    signal_module.signal(signal_module.SIGINT, previous)
+
 
 START = "2012-06"  # first decision month of the plugin tests' backtests
 
