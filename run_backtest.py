@@ -72,10 +72,10 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_signal(signum, frame):
-    if getattr(_on_signal, "fired", False):
+    if getattr(_on_signal, "fired", None) is not None:
         return  # a second signal must not interrupt the cleanup of the first
-    _on_signal.fired = True
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _on_signal.fired = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise _on_signal.fired
 
 
 @contextlib.contextmanager
@@ -85,7 +85,7 @@ def signals_raise():
     previous handlers come back after. Only in the main thread, and for each signal only where
     it has its default disposition (not when embedded in a program that handles signals itself;
     a SIGINT ignored by a background launch, e.g. ``nohup cmd &``, stays ignored)."""
-    _on_signal.fired = False
+    _on_signal.fired = None
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
@@ -109,6 +109,12 @@ def main(argv=None) -> int:
             return _main(parse_args(argv))
     except KeyboardInterrupt as exc:  # from the first moment on: imports take seconds
         return _interrupted(exc, "no run directory was written and no cache entry was left half-written")
+    except Exception:
+        # A library that swallowed the signal's exception mid-import (seen: torch importing
+        # sympy at 2 s) fails later with its own error; the signal is still what ended the run.
+        if getattr(_on_signal, "fired", None) is None:
+            raise
+        return _interrupted(_on_signal.fired, "no run directory was written and no cache entry was left half-written")
 
 
 def _interrupted(exc: KeyboardInterrupt, left: str) -> int:
