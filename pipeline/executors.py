@@ -134,7 +134,7 @@ class RayExecutor:
 
     def describe(self) -> str:
         where = f"cluster {self.address}" if self.address else "local Ray instance"
-        gpus = f", 1 GPU per point" if self.options["num_gpus"] else ""
+        gpus = ", 1 GPU per point" if self.options["num_gpus"] else ""
         return (f"Ray ({where}: {self.resources['CPU']:g} CPUs, {self.resources['GPU']:g} GPUs; "
                 f"{self.options['num_cpus']} CPU per point{gpus})")
 

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import START
-from doubles import LinearSignal
 
 from feeds import add_panel_feeds, make_market
 from feeds.btfeed import tradable_close

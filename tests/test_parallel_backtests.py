@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import START
 
-from feeds import add_panel_feeds, make_market
+from feeds import add_panel_feeds
 import pipeline.backtest as backtest_module
 from pipeline.backtest import book_workers, run_backtests
 from pipeline.config import build_config

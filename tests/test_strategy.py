@@ -9,7 +9,7 @@ import pytest
 from conftest import START
 from doubles import LinearSignal
 
-from feeds import add_panel_feeds, make_market
+from feeds import add_panel_feeds
 from strategies import (BOOKS, SELECTIONS, AShareCommission, LSTMTercileStrategy, StrategyParamError,
                         book_returns, book_weights, form_baskets, plan_rebalance)
 
