@@ -5,22 +5,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import multiprocessing
-import os
-import pickle
-import signal as signals_module
 import sys
 import time
 import warnings
 from dataclasses import dataclass
-from multiprocessing.pool import ExceptionWithTraceback
 
 import numpy as np
 import pandas as pd
 
-from feeds.errors import UserError
 from signals.predictions import PROBABILITY_COLUMNS
 
+from . import forked
 from .config import RunConfig
 from .data import RunData
 from .memo import MemoSignal
@@ -91,12 +86,8 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline:
 
 
 def book_workers(setting: int | None, books: int) -> int:
-    """Worker processes for ``books`` books: ``setting`` (0 or None: the cores this process may
-    run on), never more than there are books; 1 where processes cannot be forked."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1  # (Windows, and macOS where fork is unsafe): every book in this process
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(int(setting) if setting else cores, books))
+    """Worker processes for ``books`` books (:func:`pipeline.forked.workers_for`)."""
+    return forked.workers_for(setting, books)
 
 
 def _served(signal, panel, dates, offline, log) -> MemoSignal:
@@ -140,55 +131,24 @@ def _run_tasks(runner, tasks: list[BookTask], workers: int):
     """Yield ``(task, result)`` as each book finishes: in this process (``workers`` = 1), else
     in ``workers`` forked processes. A book's warnings are raised here, in this process."""
     registry: dict = {}  # one "shown once" registry for all books, as in one process
-    books = _in_process(runner, tasks) if workers == 1 else _in_workers(runner, tasks, workers)
-    with contextlib.closing(books):  # the pool ends when this generator is closed, not when collected
-        for task, result in books:
+    # Long/short books trade both baskets, about 1.5 times the orders of a long-only book:
+    # handed out first, they do not finish alone at the end while the other workers idle.
+    order = sorted(range(len(tasks)), key=lambda i: tasks[i].book != "long_short")
+    state = (runner, _cpu_copy(runner.signal.signal) if workers > 1 else None)
+    with forked.imap(_book_job, state, tasks, workers, order) as books:
+        for index, result in books:
             for message, category in result.pop("warnings"):
                 warnings.warn_explicit(message, category, __file__, 0, registry=registry)
-            yield task, result
-
-
-def _in_process(runner, tasks):
-    for task in tasks:
-        yield task, _book(runner, task)
+            yield tasks[index], result
 
 
 # ------------------------------------------------------------------ worker processes
-# Forked workers inherit the runner (the panel, its Backtrader feeds, the served signal with
-# every month's predictions) instead of receiving a pickled copy per task: a task is a BookTask
-# and a result the plain frames of one book.
+# The workers inherit the runner (the panel, its Backtrader feeds, the served signal with every
+# month's predictions): a task is a BookTask and a result the plain frames of one book.
 #
 # CUDA: a forked child must not touch CUDA the parent initialised. The parent predicts every
 # month the books decide before forking (see _served), so a child only looks answers up; should
 # a history ever not match them, the child predicts with a CPU copy of the model made here.
-_RUNNER = None
-
-
-def _in_workers(runner, tasks, workers):
-    cpu_model = _cpu_copy(runner.signal.signal)
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
-                                                    initargs=(runner, cpu_model, os.getpid()))
-    # Long/short books trade both baskets, about 1.5 times the orders of a long-only book:
-    # handed out first, they do not finish alone at the end while the other workers idle.
-    handed = sorted(enumerate(tasks), key=lambda item: item[1].book != "long_short")
-    try:
-        running, failed = set(range(len(tasks))), {}
-        for index, outcome in pool.imap_unordered(_worker_book, handed):
-            running.discard(index)
-            if isinstance(outcome, BaseException):
-                failed[index] = outcome
-            elif not failed:
-                yield tasks[index], outcome
-            if failed and not any(i < min(failed) for i in running):
-                # the error of the first book that failed in the config's order, as in one process
-                error = failed[min(failed)]
-                if isinstance(error, UserError):  # one line, no pickled traceback
-                    raise error.with_traceback(None) from None
-                raise error  # a bug: its cause is the worker's traceback
-        pool.close()
-    finally:
-        pool.terminate()  # an error, Ctrl-C or SIGTERM here: no worker is left running
-        pool.join()
 
 
 def _cpu_copy(model):
@@ -199,41 +159,11 @@ def _cpu_copy(model):
     return copy.deepcopy(model).to("cpu")
 
 
-def _start_worker(runner, cpu_model, parent: int) -> None:
-    global _RUNNER
-    _RUNNER = runner
+def _book_job(state, task: BookTask) -> dict:
+    runner, cpu_model = state
     if cpu_model is not None:
-        runner.signal.signal = cpu_model  # this process's copy of the runner only
-    # Ctrl-C reaches the whole process group: the parent answers it and ends the pool, so a
-    # worker ignores it; SIGTERM (pool.terminate) ends a worker at once, not through a handler
-    # inherited from the parent; and a worker dies with the parent, whatever kills it.
-    signals_module.signal(signals_module.SIGINT, signals_module.SIG_IGN)
-    signals_module.signal(signals_module.SIGTERM, signals_module.SIG_DFL)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signals_module.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before that
-        os._exit(1)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)  # one core per worker: the workers already fill the machine
-
-
-def _worker_book(item):
-    index, task = item
-    try:
-        return index, _book(_RUNNER, task)
-    except Exception as exc:  # sent back as a value, with the traceback as text (multiprocessing's way)
-        try:
-            pickle.loads(pickle.dumps(exc))
-        except Exception:  # it would not survive the trip: its one line does
-            lines = str(exc).strip().splitlines()
-            kind = UserError if isinstance(exc, UserError) else RuntimeError
-            exc = kind(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
-        return index, ExceptionWithTraceback(exc, exc.__traceback__)
+        runner.signal.signal = cpu_model  # a worker's copy of the runner only
+    return _book(runner, task)
 
 
 def online_offline_gap(online: pd.DataFrame, offline: pd.DataFrame) -> float:
