@@ -36,6 +36,7 @@ import sys
 import tempfile
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -224,40 +225,92 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title
     return path
 
 
-def write_book_tearsheets(books, directory, run_name: str, benchmark: pd.Series | None = None,
-                          log=None) -> dict[str, str]:
-    """A tear sheet for every traded book of a run: ``tearsheet_<selection>_<book>.html``.
+@dataclass(frozen=True)
+class BookPage:
+    """One traded book's tear sheet, to be written as :attr:`file` in a run directory.
+
+    Attributes
+    ----------
+    selection, book : str
+        Which book of the run.
+    title : str
+        Page title.
+    reason : str
+        Why the book gets no statistics (a degenerate book: :func:`reports.metrics.degenerate_reason`), or "".
+    returns, benchmark : pd.Series
+        The book's monthly returns and the benchmark's over the same months.
+    """
+
+    selection: str
+    book: str
+    title: str
+    reason: str
+    returns: pd.Series = field(repr=False)
+    benchmark: pd.Series | None = field(repr=False)
+
+    @property
+    def file(self) -> str:
+        return f"tearsheet_{self.selection}_{self.book}.html"
+
+    @property
+    def note(self) -> str:
+        return f" (no statistics: {self.reason})" if self.reason else ""
+
+    @property
+    def label(self) -> str:
+        """The report's link text: ``"<selection> / <book>"`` and the note of a degenerate book."""
+        return f"{self.selection} / {self.book}{self.note}"
+
+    def write(self, directory) -> Path:
+        """Write the page into ``directory`` (see :func:`write_tearsheet`)."""
+        return write_tearsheet(self.returns, self.benchmark, Path(directory) / self.file, self.title)
+
+
+def book_pages(books, run_name: str, benchmark: pd.Series | None = None) -> list[BookPage]:
+    """The tear sheets of every traded book of a run, in the run's order (not yet written).
 
     Parameters
     ----------
     books : dict
         Selection -> ``{"baskets": frame, "books": {book: monthly returns}}``.
-    directory : path
-        Where the pages go.
     run_name : str
         Start of each page's title.
     benchmark : pd.Series, optional
         Monthly benchmark returns (default: each selection's equal-weight universe).
+    """
+    pages = []
+    for mode, block in books.items():
+        bench = benchmark if benchmark is not None else block["baskets"]["universe"]
+        for book, returns in (block.get("books") or {}).items():
+            pages.append(BookPage(mode, book, f"{run_name}: {mode} selection, {book} book",
+                                  degenerate_reason(returns), returns, bench.reindex(returns.index)))
+    return pages
+
+
+def write_book_tearsheets(books, directory, run_name: str, benchmark: pd.Series | None = None,
+                          log=None) -> dict[str, str]:
+    """Write a tear sheet for every traded book of a run (:func:`book_pages`), one after another.
+
+    Parameters
+    ----------
+    books, run_name, benchmark :
+        As :func:`book_pages`.
+    directory : path
+        Where the pages go.
     log : callable, optional
         Called with one progress line per page.
 
     Returns
     -------
     dict of str -> str
-        ``"<selection> / <book>"`` (with `` (no statistics: <reason>)`` for a degenerate
-        book, whose page says why) -> file name, for the report's links.
+        :attr:`BookPage.label` -> file name, for the report's links.
     """
     out = {}
-    for mode, block in books.items():
-        bench = benchmark if benchmark is not None else block["baskets"]["universe"]
-        for book, returns in (block.get("books") or {}).items():
-            name = f"tearsheet_{mode}_{book}.html"
-            write_tearsheet(returns, bench.reindex(returns.index), Path(directory) / name,
-                            f"{run_name}: {mode} selection, {book} book")
-            reason = degenerate_reason(returns)
-            out[f"{mode} / {book}" + (f" (no statistics: {reason})" if reason else "")] = name
-            if log is not None:
-                log(f"outputs: {name}" + (f" (no statistics: {reason})" if reason else ""))
+    for page in book_pages(books, run_name, benchmark):
+        page.write(directory)
+        out[page.label] = page.file
+        if log is not None:
+            log(f"outputs: {page.file}{page.note}")
     return out
 
 
