@@ -236,11 +236,17 @@ class SignalModel:
             if (positions < first).any():
                 bad = wanted[positions < first][0]
                 raise SignalError(f"date {bad.date()} has fewer than {first + 1} months of history in the panel")
-        values = preprocess_panel(panel, self.spec.preprocess)
+        # Preprocessing reads each month on its own: only the months the windows read are
+        # preprocessed (a year of decisions reads 35 of the default panel's 148 months).
         probs = np.full((len(positions), panel.N, len(CLASSES)), np.nan, dtype=np.float32)
+        if len(positions) == 0:
+            return prediction_frame(panel.dates[positions], panel.codes, probs)
+        first_row = max(0, min(positions) - self.window + 1)
+        read = panel.take(rows=slice(first_row, max(positions) + 1))
+        values = preprocess_panel(read, self.spec.preprocess)
         for k, t in enumerate(positions):
-            lo = max(0, t - self.window + 1)
-            probs[k] = self._predict_month(values[lo:t + 1], panel.listed[lo:t + 1])
+            lo, hi = max(0, t - self.window + 1) - first_row, t + 1 - first_row
+            probs[k] = self._predict_month(values[lo:hi], read.listed[lo:hi])
         return prediction_frame(panel.dates[positions], panel.codes, probs)
 
     def _predict_month(self, values: np.ndarray, listed: np.ndarray) -> np.ndarray:
