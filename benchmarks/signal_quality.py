@@ -22,6 +22,7 @@ is the mode for choosing settings (docs/signals.md, "Model selection").
     python benchmarks/signal_quality.py --market-seeds 0 --protocol honest --validation-only --hidden 32 64 128
     python benchmarks/signal_quality.py --market-seeds 0 --protocol honest --validation-only --kind lstm gru rnn
     python benchmarks/signal_quality.py --n-stocks 300 --hidden 16 --max-steps 50   # a quick look
+    python benchmarks/signal_quality.py --market-seeds 0 --inner --refit steps epochs   # choose the refit rule
     python benchmarks/signal_quality.py --summarize m0.json m1.json ...   # one table from runs made in parallel
 
 Training is deterministic for a seed; timings depend on the machine's load.
@@ -48,6 +49,9 @@ from signals.model import RECURRENT_KINDS
 
 BASELINES = ("logistic", "composite")
 STUDY_DATES = ("2007-05", "2016-04", "2016-05", "2017-04")
+# --inner: the last year of the study's training window scored by models trained before it,
+# so a setting can be chosen on figures that never read the out-of-sample year.
+INNER_DATES = ("2007-05", "2015-04", "2015-05", "2016-04")
 
 
 def parse(argv=None):
@@ -67,6 +71,12 @@ def parse(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--ensemble", type=int, default=1)
+    parser.add_argument("--refit", nargs="+", choices=("none", "steps", "epochs"), default=["none"],
+                        help="train.refit after selection (a list compares; with a refit the selected "
+                             "state is reported too, as '<kind>-selected')")
+    parser.add_argument("--inner", action="store_true",
+                        help="train to 2015-04 and score 2015-05..2016-04, inside the study's training "
+                             "window: for choosing settings without reading the out-of-sample year")
     parser.add_argument("--study-steps", type=int, default=100, help="the study protocol's fixed budget")
     parser.add_argument("--max-steps", type=int, default=1000, help="the honest protocols' budget (early stopping)")
     parser.add_argument("--patience", type=int, default=10, help="evaluations without a better validation rank IC")
@@ -90,50 +100,55 @@ def label_config(name: str) -> LabelConfig:
     return kinds[name]
 
 
-def train_config(args, protocol: str) -> TrainConfig:
+def train_config(args, protocol: str, refit: str = "none") -> TrainConfig:
     if protocol == "study":
         return TrainConfig(steps=args.study_steps, validation="random", batch_size=args.batch_size, lr=args.lr,
                            eval_every=args.eval_every, seed=args.train_seed, ensemble=args.ensemble,
-                           progress=args.progress)
+                           progress=args.progress, refit=refit)
     return TrainConfig(steps=args.max_steps, validation="time", select="rank_ic", patience=args.patience,
                        eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
-                       lr=args.lr, seed=args.train_seed, ensemble=args.ensemble, progress=args.progress)
+                       lr=args.lr, seed=args.train_seed, ensemble=args.ensemble, progress=args.progress,
+                       refit=refit)
 
 
 def models(out: dict) -> tuple[str, ...]:
-    """The models of a result: its recurrent kind (results saved before ``--kind``: 'lstm') and the baselines."""
-    return (out.get("kind", "lstm"), *BASELINES)
+    """The models of a result: its recurrent kind (results saved before ``--kind``: 'lstm'), the
+    selected state before a refit, and the baselines."""
+    kind = out.get("kind", "lstm")
+    return (kind, *((f"{kind}-selected",) if out.get("refit", "none") != "none" else ()), *BASELINES)
 
 
-def fit_fold(panel, start, end, args, protocol, hidden, labels, kind):
+def fit_fold(panel, start, end, args, protocol, hidden, labels, kind, refit="none"):
     spec = SignalSpec(labels=labels, model=ModelConfig(kind=kind, hidden=hidden, layers=args.layers,
                                                        dropout=args.dropout),
-                      train=train_config(args, protocol))
+                      train=train_config(args, protocol, refit))
     result = fit(panel, start, end, spec)
     served = {kind: result.signal, "logistic": result.baseline, "composite": result.composite}
     validation = {kind: result.validation["lstm"], "logistic": result.validation["baseline"],
                   "composite": result.validation["composite"]}
+    if result.selected is not None:
+        served[f"{kind}-selected"], validation[f"{kind}-selected"] = result.selected, result.validation["lstm"]
     return served, validation, {"best_step": result.train_result.best_step,
                                 "steps": result.train_result.timings["steps"],
                                 "seconds": result.timings["train"]}
 
 
-def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_name: str) -> dict:
+def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_name: str, refit: str = "none") -> dict:
     panel, labels = market.panel, label_config(labels_name)
-    train_start, train_end, test_start, test_end = STUDY_DATES
+    train_start, train_end, test_start, test_end = INNER_DATES if args.inner else STUDY_DATES
     if protocol == "walk-forward":
         first_test = pd.Timestamp(args.wf_start) + pd.offsets.MonthEnd(0)
         train_end = f"{first_test - pd.offsets.MonthEnd(1):%Y-%m}"
         folds = fold_plan(train_start, train_end, args.wf_start, test_end, WalkForwardConfig(args.retrain_every))
     else:
         folds = fold_plan(train_start, train_end, test_start, test_end, WalkForwardConfig(12))[:1]
-    out = {"protocol": protocol, "kind": kind, "hidden": hidden, "labels": labels_name}
+    out = {"protocol": protocol, "kind": kind, "hidden": hidden, "labels": labels_name, "refit": refit}
     served = {m: [] for m in models(out)}
     val = {m: [] for m in models(out)}
     fold_info = []
     for fold in folds:
         fold_models, validation, info = fit_fold(panel, fold.train_start, fold.train_end, args, protocol, hidden,
-                                                 labels, kind)
+                                                 labels, kind, refit)
         for m in models(out):
             served[m].append((fold.first_decision, fold_models[m]))
             val[m].append(validation[m]["rank_ic"])
@@ -156,6 +171,7 @@ def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_nam
 
 def print_result(seed: int, out: dict, validation_only: bool) -> None:
     print(f"== market {seed}, {out['protocol']}, {models(out)[0].upper()} hidden {out['hidden']}, "
+          f"refit {out.get('refit', 'none')}, "
           f"labels {out['labels']}")
     for m in models(out):
         f = out[m]
@@ -171,10 +187,11 @@ def summary(results: list[dict], validation_only: bool) -> pd.DataFrame:
     for r in results:
         for m in models(r):
             rows.append({"protocol": r["protocol"], "kind": models(r)[0], "hidden": r["hidden"], "labels": r["labels"],
+                         "refit": r.get("refit", "none"),
                          "model": m, "seed": r["seed"], **r[m]})
     frame = pd.DataFrame(rows)
     keys = ["validation_rank_ic"] + ([] if validation_only else ["rank_ic_mean", "ic_efficiency"])
-    table = frame.groupby(["protocol", "kind", "hidden", "labels", "model"], sort=False)[keys].agg(
+    table = frame.groupby(["protocol", "kind", "hidden", "labels", "refit", "model"], sort=False)[keys].agg(
         ["mean", "std", "min"])
     return table
 
@@ -194,8 +211,9 @@ def main(argv=None):
         t0 = time.perf_counter()
         market = make_market(seed, n_stocks=args.n_stocks)
         print(f"market {seed}: {market.panel} ({time.perf_counter() - t0:.1f} s)", flush=True)
-        for protocol, kind, hidden, labels in itertools.product(args.protocol, args.kind, args.hidden, args.labels):
-            out = run_protocol(market, args, protocol, kind, hidden, labels)
+        for protocol, kind, hidden, labels, refit in itertools.product(args.protocol, args.kind, args.hidden,
+                                                                       args.labels, args.refit):
+            out = run_protocol(market, args, protocol, kind, hidden, labels, refit)
             out["seed"] = seed
             print_result(seed, out, args.validation_only)
             results.append(out)
@@ -210,12 +228,13 @@ def report(args, results: list[dict], started: float | None) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(f"\n== mean, std and min over market seeds {args.market_seeds}{took}\n{table}")
     if not args.validation_only:
-        for (protocol, kind, hidden, labels), group in pd.DataFrame(
+        for (protocol, kind, hidden, labels, refit), group in pd.DataFrame(
                 [{"protocol": r["protocol"], "kind": models(r)[0], "hidden": r["hidden"], "labels": r["labels"],
+                  "refit": r.get("refit", "none"),
                   "seed": r["seed"], "margin": r[models(r)[0]]["ic_efficiency"] - max(
                       r[m]["ic_efficiency"] for m in BASELINES)}
-                 for r in results]).groupby(["protocol", "kind", "hidden", "labels"], sort=False):
-            print(f"   {protocol}, {kind.upper()} hidden {hidden}, {labels}: IC efficiency minus the better "
+                 for r in results]).groupby(["protocol", "kind", "hidden", "labels", "refit"], sort=False):
+            print(f"   {protocol}, {kind.upper()} hidden {hidden}, {labels}, refit {refit}: IC efficiency minus the better "
                   f"baseline's, per market: {', '.join(f'{m:+.3f}' for m in group['margin'])}")
 
 

@@ -43,11 +43,15 @@ class FitResult:
     ----------
     signal : SignalModel
         The trained recurrent model (last state, or best validation state with early
-        stopping); with ``train.ensemble > 1`` the average of that many training seeds.
+        stopping; with ``train.refit`` that budget trained again on every sample); with
+        ``train.ensemble > 1`` the average of that many training seeds.
     baseline : SignalModel or None
         The last-snapshot multinomial logistic regression, same samples and split.
     composite : SignalModel or None
         The linear rank composite (:mod:`signals.composite`) fitted on the training split.
+    selected : SignalModel or None
+        With ``train.refit``: the state the validation split selected, before the refit
+        (``signal`` is the refitted model); None without refit.
     validation : dict
         ``{model: {"loss", "accuracy", "rank_ic"}}`` on the whole validation set for
         ``lstm`` (the recurrent model, whatever its kind: the key the run's metrics keep),
@@ -84,6 +88,7 @@ class FitResult:
     baseline_result: TrainResult | None = field(default=None, repr=False)
     composite: SignalModel | None = None
     validation: dict = field(default_factory=dict)
+    selected: SignalModel | None = None
 
 
 BASELINE_EPOCHS = 4.0
@@ -189,7 +194,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
             # A copy: SignalModel serves from the CPU, and the module being trained may be on CUDA.
             on_evaluate(step, SignalModel(copy.deepcopy(module), spec, panel.factor_names, panel.styles, meta))
     t0 = time.perf_counter()
-    members, results = [], []
+    members, results, refitted = [], [], []
     for k in range(train_config.ensemble):
         member_config = replace(train_config, seed=train_config.seed + k)
         desc = f"train {model.kind}" + ("" if train_config.ensemble == 1 else f" {k + 1}/{train_config.ensemble}")
@@ -198,17 +203,24 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
                                       report=report)
         members.append(module)
         results.append(member_result)
+        if train_config.refit != "none":
+            refitted.append(_refit(model, full, val_set, member_config, member_result, len(train_pos), desc))
     result = results[0]
     served = spec
     if len(members) > 1:
         served = replace(spec, model=replace(model, members=len(members)))
-        module = Ensemble(served.model, members).eval()
+    module = _served_module(served, members)
     train_seconds = time.perf_counter() - t0
     validation = {"lstm": _validation(module, val_set, val_returns, result if len(members) == 1 else None)}
     signal_meta = _meta(meta, result, validation["lstm"])
     if len(members) > 1:
         signal_meta["members"] = [{"seed": train_config.seed + k, "best_step": r.best_step,
                                    "validation_rank_ic": r.best_val_rank_ic} for k, r in enumerate(results)]
+    selected = None
+    if refitted:
+        selected = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
+        signal_meta = {**signal_meta, "refit": _refit_meta(train_config, results, len(train_pos), len(full))}
+        module = _served_module(served, refitted)
     signal = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
 
     base = base_result = None
@@ -225,10 +237,14 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         t0 = time.perf_counter()
         base_module, base_result = train(base_spec.model, base_train, base_val, base_config, desc="train baseline",
                                          val_returns=val_returns)
-        baseline_seconds = time.perf_counter() - t0
         validation["baseline"] = _validation(base_module, base_val, val_returns, base_result)
-        base = SignalModel(base_module, base_spec, panel.factor_names, panel.styles,
-                           _meta(meta, base_result, validation["baseline"]))
+        base_meta = _meta(meta, base_result, validation["baseline"])
+        if base_config.refit != "none":  # the same samples as the recurrent model's refit
+            base_module = _refit(base_spec.model, full.last_month(), base_val, base_config, base_result,
+                                 len(train_pos), "train baseline")
+            base_meta["refit"] = _refit_meta(base_config, [base_result], len(train_pos), len(full))
+        baseline_seconds = time.perf_counter() - t0
+        base = SignalModel(base_module, base_spec, panel.factor_names, panel.styles, base_meta)
         base_loss, base_acc = validation["baseline"]["loss"], validation["baseline"]["accuracy"]
 
     rank_model = None
@@ -240,6 +256,8 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         val_score = ranks[t[val_pos], i[val_pos]].astype(np.float64) @ rank_module.weight.double().numpy()
         validation["composite"] = {"loss": float("nan"), "accuracy": float("nan"),
                                    "rank_ic": mean_rank_ic(val_score, val_returns, t[val_pos])}
+        if train_config.refit != "none":  # its weights from every sample, as the refitted models'
+            rank_module, ics = fit_composite(ranks, outcome, t, i, rank_spec.model)
         rank_model = SignalModel(rank_module, rank_spec, panel.factor_names, panel.styles,
                                  {**meta, "factor_rank_ic": dict(zip(panel.factor_names, map(float, ics))),
                                   "validation_rank_ic": validation["composite"]["rank_ic"]})
@@ -247,12 +265,30 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
     timings = {"preprocess": preprocess_seconds, "train": train_seconds, "baseline": baseline_seconds,
                "seconds_per_100_steps": result.timings["seconds_per_100_steps"],
                "total": time.perf_counter() - started}
-    return FitResult(signal=signal, baseline=base, history=result.history,
+    return FitResult(signal=signal, selected=selected, baseline=base, history=result.history,
                      baseline_history=None if base_result is None else base_result.history,
                      validation_accuracy=validation["lstm"]["accuracy"], baseline_validation_accuracy=base_acc,
                      validation_loss=validation["lstm"]["loss"], baseline_validation_loss=base_loss, timings=timings,
                      samples=dict(meta["samples"]), validation_set=val_set, train_result=result,
                      baseline_result=base_result, composite=rank_model, validation=validation)
+
+
+def _refit(model_config, samples: WindowDataset, val_set: WindowDataset, config: TrainConfig,
+           selected: TrainResult, n_train: int, desc: str):
+    """The module trained again on ``samples`` (every sample of the window) for the budget the
+    validation split selected (:meth:`TrainConfig.refit_config`); same seed as the selection."""
+    refit = config.refit_config(selected.best_step, n_train, len(samples))
+    module, _ = train(model_config, samples, val_set, refit, desc=f"{desc} refit ({refit.steps} steps)")
+    return module
+
+
+def _refit_meta(config: TrainConfig, results: list[TrainResult], n_train: int, n_all: int) -> dict:
+    return {"rule": config.refit, "samples": n_all,
+            "steps": [config.refit_config(r.best_step, n_train, n_all).steps for r in results]}
+
+
+def _served_module(spec: SignalSpec, members: list):
+    return members[0] if len(members) == 1 else Ensemble(spec.model, members).eval()
 
 
 def split_validation(t: np.ndarray, config: TrainConfig, window: WindowConfig) -> tuple[np.ndarray, np.ndarray, int]:

@@ -14,7 +14,7 @@ import copy
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from .windows import BatchSampler, WindowDataset
 
 VALIDATION = ("random", "time")
 SELECT = ("loss", "rank_ic")
+REFIT = ("none", "steps", "epochs")
 DEVICES = ("auto", "cpu", "cuda")
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -91,6 +92,14 @@ class TrainConfig:
     restore_best : bool or None
         [None = on when ``patience`` is set or ``select`` is 'rank_ic'] end with the state
         of the best validation criterion instead of the last one.
+    refit : {'none', 'steps', 'epochs'}
+        ['none'] after the validation split has chosen the state, train the model again from
+        the same initialisation and batch seed on EVERY sample of the training window (the
+        training, purged and validation months) and serve that: for the selected number of
+        steps ('steps') or for as many passes over the samples as the selected state made
+        ('epochs': steps × all samples ÷ training samples). The choice is made on
+        validation data (docs/signals.md, "Refit"); the validation figures a run reports
+        stay those of the selected state, since the refitted model has seen those months.
     ensemble : int
         [1] train this many models with the seeds ``seed, seed + 1, ...`` on the same
         samples and split, and serve the average of their probabilities (one module,
@@ -125,6 +134,7 @@ class TrainConfig:
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool | None = None
+    refit: str = "none"
     ensemble: int = 1
     weight_decay: float = 0.0
     grad_clip: float | None = None
@@ -159,6 +169,8 @@ class TrainConfig:
             raise TrainError(f"train.patience must be >= 1, got {self.patience}")
         if self.select not in SELECT:
             raise TrainError(f"train.select must be one of {', '.join(SELECT)}, got {self.select!r}")
+        if self.refit not in REFIT:
+            raise TrainError(f"train.refit must be one of {', '.join(REFIT)}, got {self.refit!r}")
         if self.ensemble < 1:
             raise TrainError(f"train.ensemble must be >= 1, got {self.ensemble}")
         if self.device not in DEVICES:
@@ -177,6 +189,14 @@ class TrainConfig:
         if self.restore_best is None:
             return self.patience is not None or self.select == "rank_ic"
         return self.restore_best
+
+    def refit_config(self, best_step: int, n_train: int, n_all: int) -> "TrainConfig":
+        """The settings of the refit on all ``n_all`` samples after a selected ``best_step``
+        on ``n_train`` (see ``refit``): that budget, run to its end, no selection."""
+        steps = best_step if self.refit == "steps" else math.ceil(best_step * n_all / max(n_train, 1))
+        steps = max(1, steps)
+        return replace(self, steps=steps, epochs=None, select="loss", patience=None, restore_best=False,
+                       eval_every=steps, refit="none")
 
     def total_steps(self, n_samples: int) -> int:
         """The step budget for ``n_samples`` training samples."""

@@ -81,6 +81,51 @@ def test_selection_needs_validation_returns():
         train(ModelConfig(n_factors=3, hidden=4, layers=1), data, data, honest().train)
 
 
+# ------------------------------------------------------------------ refit on the whole window
+@pytest.fixture(scope="module")
+def refitted(market):
+    return fit(market.panel, "2011-01", "2013-06", honest(refit="steps"))
+
+
+def test_refit_trains_the_selected_budget_again_on_every_sample(market, fitted, refitted):
+    selected_step = fitted.train_result.best_step
+    # selection is untouched by the refit: same state, same validation figures
+    for key, value in fitted.signal.module.state_dict().items():
+        assert torch.equal(value, refitted.selected.module.state_dict()[key]), key
+    assert {m: v["rank_ic"] for m, v in refitted.validation.items()} == \
+        {m: v["rank_ic"] for m, v in fitted.validation.items()}
+    refit = refitted.signal.meta["refit"]
+    assert refit == {"rule": "steps", "samples": sum(fitted.samples.values()), "steps": [selected_step]}
+    assert refit["samples"] > fitted.samples["train"]
+    changed = [not torch.equal(v, refitted.selected.module.state_dict()[k])
+               for k, v in refitted.signal.module.state_dict().items()]
+    assert any(changed)
+    # the baselines are refitted on the same samples
+    assert refitted.baseline.meta["refit"]["samples"] == refit["samples"]
+    assert not np.allclose(refitted.composite.module.weight.numpy(), fitted.composite.module.weight.numpy())
+    # 'epochs' keeps the passes over the data: more steps on more samples
+    epochs = TrainConfig(refit="epochs").refit_config(selected_step, fitted.samples["train"], refit["samples"])
+    assert epochs.steps == int(np.ceil(selected_step * refit["samples"] / fitted.samples["train"]))
+    assert epochs.steps > selected_step and epochs.patience is None and epochs.refit == "none"
+
+
+def test_the_refit_reads_nothing_after_the_training_window(market, refitted):
+    panel = market.panel
+    end = panel.dates.get_loc(pd.Timestamp("2013-06-30"))
+    future = replace(panel, factors=panel.factors.copy(), ret=panel.ret.copy())
+    future.factors[end + 1:] = np.random.default_rng(0).normal(size=future.factors[end + 1:].shape)
+    future.ret[end + 1:] = 0.5
+    again = fit(future, "2011-01", "2013-06", honest(refit="steps"))
+    for key, value in refitted.signal.module.state_dict().items():
+        assert torch.equal(value, again.signal.module.state_dict()[key]), key
+
+
+def test_an_unknown_refit_rule_is_one_clear_error():
+    from signals.train import TrainError
+    with pytest.raises(TrainError, match="train.refit must be one of none, steps, epochs"):
+        TrainConfig(refit="all")
+
+
 # ------------------------------------------------------------------ rank composite
 def test_cross_sectional_ranks_span_minus_one_to_one_and_ignore_missing():
     x = np.array([[[3.0], [1.0], [np.nan], [2.0]]], dtype=np.float32)
