@@ -3,7 +3,7 @@
 The pieces, cumulative like the run itself: the pipeline's imports; the synthetic market
 (configs/oos_2016.yaml's data stage); one training step of the seed's 2 x 400 LSTM at batch
 1000 x 24 x 48 (backpropagation through time keeps every month's gates); one evaluation pass
-over 20,000 validation windows in batches of 4,096 (``signals.train.predict_logits``).
+over 20,000 validation windows in batches of ``signals.train.INFERENCE_BATCH`` (``predict_logits``).
 
     python benchmarks/memory.py
 

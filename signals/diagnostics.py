@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as nnf
 
 from .serve import SignalModel
-from .train import BatchSampler
+from .train import INFERENCE_BATCH, BatchSampler
 from .windows import WindowDataset
 
 
@@ -48,7 +48,7 @@ def style_contribution(signal: SignalModel) -> pd.Series:
 @torch.no_grad()
 def permutation_importance(signal: SignalModel, dataset: WindowDataset, by: str = "factor",
                            max_samples: int = 2000, repeats: int = 1, seed: int = 0,
-                           batch_size: int = 4096) -> pd.DataFrame:
+                           batch_size: int = INFERENCE_BATCH) -> pd.DataFrame:
     """Loss increase and accuracy drop when one factor's (or style's) windows are shuffled across samples.
 
     Parameters

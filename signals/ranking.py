@@ -27,11 +27,16 @@ def cross_sectional_ranks(x: np.ndarray, observed: np.ndarray) -> np.ndarray:
     Cells not ``observed [T, N, F]`` get 0 (the middle rank); a cross-section with one
     observed value gets 0. Ties are broken by position (the inputs are continuous).
     """
-    values = np.where(observed, x, np.nan).astype(np.float32)
-    order = np.argsort(values, axis=1, kind="stable")  # NaN last
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(x.shape[1])[None, :, None], axis=1)
-    count = observed.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scaled = np.where(count > 1, 2.0 * ranks / np.maximum(count - 1, 1) - 1.0, 0.0)
-    return np.where(observed, scaled, 0.0).astype(np.float32)
+    out = np.zeros(x.shape, dtype=np.float32)
+    positions = np.arange(x.shape[1])[:, None]
+    for t in range(x.shape[0]):  # month by month: the [T, N, F] temporaries were a gigabyte
+        seen = observed[t]
+        values = np.where(seen, x[t], np.nan).astype(np.float32)
+        order = np.argsort(values, axis=0, kind="stable")  # NaN last
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, positions, axis=0)
+        count = seen.sum(axis=0, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = np.where(count > 1, 2.0 * ranks / np.maximum(count - 1, 1) - 1.0, 0.0)
+        out[t] = np.where(seen, scaled, 0.0)
+    return out

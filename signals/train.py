@@ -468,8 +468,14 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
                               validated_on_all=len(eval_set) == len(val_set))
 
 
+# Inference batch: the per-window results are the same at any size (checked bit for bit), and
+# 1,024 windows of the 2 x 400 LSTM run faster than 4,096 (cache-resident gates) with a quarter of
+# the memory (the gates of every month of the batch: ~120 MB instead of ~470 MB).
+INFERENCE_BATCH = 1024
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: WindowDataset, batch_size: int = 4096,
+def evaluate(model: torch.nn.Module, dataset: WindowDataset, batch_size: int = INFERENCE_BATCH,
              device: torch.device | str = "cpu") -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on a labelled dataset."""
     return _loss_accuracy(predict_logits(model, dataset, batch_size, device), dataset)
@@ -481,7 +487,7 @@ def _loss_accuracy(logits: torch.Tensor, dataset: WindowDataset) -> tuple[float,
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, dataset: WindowDataset, batch_size: int = 4096,
+def predict_logits(model: torch.nn.Module, dataset: WindowDataset, batch_size: int = INFERENCE_BATCH,
                    device: torch.device | str = "cpu") -> torch.Tensor:
     """Logits ``[len(dataset), classes]`` (on CPU) in sample order; the model is left in eval mode."""
     model.eval()
