@@ -90,7 +90,10 @@ def parse(argv=None):
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--summarize", nargs="+", metavar="JSON",
                         help="print the summary of earlier --json files (e.g. one per market seed) and exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.inner and "walk-forward" in args.protocol:
+        parser.error("--inner scores the study's dates one year earlier; walk-forward has its own (--wf-start)")
+    return args
 
 
 def label_config(name: str) -> LabelConfig:
@@ -142,7 +145,8 @@ def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_nam
         folds = fold_plan(train_start, train_end, args.wf_start, test_end, WalkForwardConfig(args.retrain_every))
     else:
         folds = fold_plan(train_start, train_end, test_start, test_end, WalkForwardConfig(12))[:1]
-    out = {"protocol": protocol, "kind": kind, "hidden": hidden, "labels": labels_name, "refit": refit}
+    out = {"protocol": protocol, "kind": kind, "hidden": hidden, "labels": labels_name, "refit": refit,
+           "inner": args.inner}
     served = {m: [] for m in models(out)}
     val = {m: [] for m in models(out)}
     fold_info = []
@@ -177,7 +181,8 @@ def print_result(seed: int, out: dict, validation_only: bool) -> None:
         f = out[m]
         line = f"   {m:10s} validation rank IC {f['validation_rank_ic']:7.4f}"
         if not validation_only:
-            line += (f"   OOS rank IC {f['rank_ic_mean']:7.4f} over {f['n_months']} months, IC efficiency "
+            line += (f"   {'inner-year' if out.get('inner') else 'OOS'} rank IC {f['rank_ic_mean']:7.4f} over "
+                     f"{f['n_months']} months, IC efficiency "
                      f"{f['ic_efficiency']:6.3f}, accuracy {f['oos_accuracy']:.3f} (no-skill {f['no_skill_accuracy']:.3f})")
         print(line, flush=True)
 

@@ -286,7 +286,8 @@ walk_forward: {retrain_every: 9}
 window: {window: 6}
 labels: {excess: true}
 model: {hidden: 8, layers: 1}
-train: {batch_size: 128, steps: 20, eval_every: 5, validation: time, val_months: 4, select: rank_ic, patience: 2}
+train: {batch_size: 128, steps: 20, eval_every: 5, validation: time, val_months: 4, select: rank_ic, patience: 2,
+        refit: steps}
 backtest: {selections: [class], books: [long_short], cash: 10000000.0}
 output: {tearsheets: false}
 """
@@ -316,6 +317,9 @@ def test_walk_forward_through_the_main_command(tmp_path):
     assert overall["lstm.rank_ic_mean"] == pytest.approx(metrics["class"]["rank_ic_mean"])
     assert set(metrics["validation"]) == {"lstm", "baseline", "composite"}
     assert metrics["lstm_margin"]["better_baseline"] in ("logistic", "composite")
+    # every fold refitted its selected step count on its whole window (as configs/walk_forward.yaml)
+    for fold in metrics["training"]["folds"]:
+        assert fold["refit"]["rule"] == "steps" and fold["refit"]["steps"] == [fold["best_step"]]
     # One Backtrader run across both folds: its predictions equal the offline ones.
     assert metrics["checks"]["online_offline_max_abs_diff"] < 1e-6
     served = WalkForwardSignal.load(out / "models")
