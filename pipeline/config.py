@@ -79,8 +79,9 @@ class CommissionConfig:
 class BacktestConfig:
     """How the strategy trades; one Backtrader run per selection × book.
 
-    ``workers``: processes the books run in at once (0, the default: the cores this process
-    may use; 1: one after another in this process); the results do not depend on it.
+    ``workers``: processes the books, and then the tear sheets, run in at once (0, the default:
+    the cores this process may use; 1: one after another in this process); the results do not
+    depend on it.
     """
 
     selections: list[str] = field(default_factory=lambda: ["class", "top_pct"])
