@@ -204,7 +204,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         members.append(module)
         results.append(member_result)
         if train_config.refit != "none":
-            refitted.append(_refit(model, full, val_set, member_config, member_result, len(train_pos), desc))
+            refitted.append(_refit(model, full, val_set, member_config, member_result, len(train_pos), desc, report))
     result = results[0]
     served = spec
     if len(members) > 1:
@@ -274,11 +274,12 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
 
 
 def _refit(model_config, samples: WindowDataset, val_set: WindowDataset, config: TrainConfig,
-           selected: TrainResult, n_train: int, desc: str):
+           selected: TrainResult, n_train: int, desc: str, report=None):
     """The module trained again on ``samples`` (every sample of the window) for the budget the
     validation split selected (:meth:`TrainConfig.refit_config`); same seed as the selection."""
     refit = config.refit_config(selected.best_step, n_train, len(samples))
-    module, _ = train(model_config, samples, val_set, refit, desc=f"{desc} refit ({refit.steps} steps)")
+    module, _ = train(model_config, samples, val_set, refit, report=report,
+                      desc=f"{desc} refit on all {len(samples):,} samples")
     return module
 
 
