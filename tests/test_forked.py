@@ -1,0 +1,61 @@
+"""pipeline.forked: jobs in forked workers behave as in one process."""
+import os
+import time
+
+import pytest
+
+from feeds.errors import UserError
+from pipeline import forked
+
+pytestmark = pytest.mark.skipif(forked.workers_for(2, 2) < 2, reason="no fork on this platform")
+
+
+def _square_plus(state, item):
+    return state["offset"] + item * item
+
+
+def _fails_on(state, item):
+    if item in state["user"]:
+        raise UserError(f"job {item} is wrong")
+    if item in state["bug"]:
+        raise ZeroDivisionError(f"bug in job {item}")
+    time.sleep(0.05 * item)
+    return os.getpid()
+
+
+def test_workers_give_what_one_process_gives_and_inherit_the_state():
+    state = {"offset": 7}  # never pickled: a lambda in it would not survive a trip
+    state["unpicklable"] = lambda: None
+    items = list(range(12))
+    with forked.imap(_square_plus, state, items, 1) as serial:
+        expected = dict(serial)
+    with forked.imap(_square_plus, state, items, 2, order=items[::-1]) as parallel:
+        got = dict(parallel)
+    assert got == expected == {i: 7 + i * i for i in items}
+
+
+def test_the_first_failing_job_in_the_callers_order_is_raised_as_one_line():
+    state = {"user": {5}, "bug": {2}}
+    # job 5 is handed out first and fails first, but job 2 comes first in the caller's order
+    with pytest.raises(ZeroDivisionError, match="bug in job 2") as caught:
+        with forked.imap(_fails_on, state, list(range(8)), 2, order=[5, 4, 3, 2, 1, 0, 6, 7]) as jobs:
+            list(jobs)
+    assert caught.value.__cause__ is not None  # the worker's traceback, as text
+    with pytest.raises(UserError, match="job 5 is wrong") as caught:
+        with forked.imap(_fails_on, {"user": {5}, "bug": set()}, list(range(8)), 2) as jobs:
+            list(jobs)
+    assert caught.value.__cause__ is None  # one line: no worker traceback attached
+
+
+def test_leaving_the_context_early_ends_every_worker():
+    with forked.imap(_fails_on, {"user": set(), "bug": set()}, list(range(6)), 2) as jobs:
+        index, pid = next(iter(jobs))
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_workers_for_counts_cores_and_jobs():
+    cores = len(os.sched_getaffinity(0))
+    assert forked.workers_for(0, 100) == min(cores, 100) and forked.workers_for(None, 3) == min(cores, 3)
+    assert forked.workers_for(4, 2) == 2 and forked.workers_for(1, 9) == 1
