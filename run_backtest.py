@@ -98,6 +98,27 @@ def signals_raise():
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def signals_deferred():
+    """Within: SIGINT and SIGTERM (where :func:`signals_raise` handles them) are only recorded,
+    and the first is raised when the block ends. For the heavy imports: torch's C++ extensions
+    run Python code while they load, and an exception raised there by a signal handler reaches
+    C++ that does not expect it, which aborts the process (seen: SIGINT at 1 s, inside
+    ``torch.distributed``'s import: ``terminate called after throwing ... KeyboardInterrupt``)."""
+    pending: list[int] = []
+    replaced = {}
+    if threading.current_thread() is threading.main_thread():
+        replaced = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+                    for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is _on_signal}
+    try:
+        yield
+    finally:
+        for sig, handler in replaced.items():
+            signal.signal(sig, handler)
+    if pending:
+        _on_signal(pending[0], None)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -128,9 +149,10 @@ def _main(args) -> int:
     quiet = args.quiet or bool(os.environ.get("CI"))
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.showwarning = _show_warning
-    from pipeline.config import ConfigError, load_config
-    from pipeline.run import USER_ERRORS, run  # importing run registers the signal's config sections
-    from pipeline.sweep import is_sweep  # registers the 'sweep' section
+    with signals_deferred():
+        from pipeline.config import ConfigError, load_config
+        from pipeline.run import USER_ERRORS, run  # importing run registers the signal's config sections
+        from pipeline.sweep import is_sweep  # registers the 'sweep' section
 
     try:
         config = load_config(args.config, args.overrides)

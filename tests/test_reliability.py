@@ -472,7 +472,9 @@ def _spawn(tmp_path, *extra):
 
 
 SIGNALS_REAL = [  # (id, signal, seconds after start: while importing, loading or training, status)
-    ("sigint-at-1s", signal.SIGINT, 1.0, 130),
+    ("sigint-at-0.5s", signal.SIGINT, 0.5, 130),
+    ("sigint-at-1s", signal.SIGINT, 1.0, 130),  # once inside torch's C++ import: an abort, now deferred
+    ("sigterm-at-1.5s", signal.SIGTERM, 1.5, 143),
     ("sigterm-at-2s", signal.SIGTERM, 2.0, 143),
     ("sigint-at-6s", signal.SIGINT, 6.0, 130),
 ]
