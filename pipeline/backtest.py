@@ -55,7 +55,7 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline:
     runner = BookRunner(data.panel, memo, start=start, end=end, cash=bt.cash, commission=costs, lot=bt.lot)
     params = dict(top_pct=bt.top_pct, gross=bt.gross, lot=bt.lot, execution=bt.execution, last_decision=dates[-1])
     tasks = [BookTask(selection, book, params) for selection in bt.selections for book in bt.books]
-    workers = book_workers(bt.workers, len(tasks))
+    workers = forked.workers_for(bt.workers, len(tasks))
     if workers > 1:
         log(f"backtest: {len(tasks)} books in {workers} worker processes")
     results = {}
@@ -83,11 +83,6 @@ def run_backtests(config: RunConfig, data: RunData, signal, dates, log, offline:
             block.setdefault("baskets", result["baskets"])  # the same baskets in every book of a selection
             block.setdefault("predictions", result["predictions"])
     return out
-
-
-def book_workers(setting: int | None, books: int) -> int:
-    """Worker processes for ``books`` books (:func:`pipeline.forked.workers_for`)."""
-    return forked.workers_for(setting, books)
 
 
 def _served(signal, panel, dates, offline, log) -> MemoSignal:

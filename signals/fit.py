@@ -194,7 +194,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
             # A copy: SignalModel serves from the CPU, and the module being trained may be on CUDA.
             on_evaluate(step, SignalModel(copy.deepcopy(module), spec, panel.factor_names, panel.styles, meta))
     t0 = time.perf_counter()
-    members, results, refitted = [], [], []
+    members, results, refitted, refit_steps = [], [], [], []
     for k in range(train_config.ensemble):
         member_config = replace(train_config, seed=train_config.seed + k)
         desc = f"train {model.kind}" + ("" if train_config.ensemble == 1 else f" {k + 1}/{train_config.ensemble}")
@@ -204,7 +204,9 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         members.append(module)
         results.append(member_result)
         if train_config.refit != "none":
-            refitted.append(_refit(model, full, val_set, member_config, member_result, len(train_pos), desc, report))
+            module, record = _refit(model, full, val_set, member_config, member_result, len(train_pos), desc, report)
+            refitted.append(module)
+            refit_steps.append(record["steps"])
     result = results[0]
     served = spec
     if len(members) > 1:
@@ -219,7 +221,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
     selected = None
     if refitted:
         selected = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
-        signal_meta = {**signal_meta, "refit": _refit_meta(train_config, results, len(train_pos), len(full))}
+        signal_meta = {**signal_meta, "refit": {**record, "steps": refit_steps}}  # one entry per member
         module = _served_module(served, refitted)
     signal = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
 
@@ -240,9 +242,9 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         validation["baseline"] = _validation(base_module, base_val, val_returns, base_result)
         base_meta = _meta(meta, base_result, validation["baseline"])
         if base_config.refit != "none":  # the same samples as the recurrent model's refit
-            base_module = _refit(base_spec.model, full.last_month(), base_val, base_config, base_result,
-                                 len(train_pos), "train baseline")
-            base_meta["refit"] = _refit_meta(base_config, [base_result], len(train_pos), len(full))
+            base_module, record = _refit(base_spec.model, full.last_month(), base_val, base_config, base_result,
+                                         len(train_pos), "train baseline")
+            base_meta["refit"] = {**record, "steps": [record["steps"]]}
         baseline_seconds = time.perf_counter() - t0
         base = SignalModel(base_module, base_spec, panel.factor_names, panel.styles, base_meta)
         base_loss, base_acc = validation["baseline"]["loss"], validation["baseline"]["accuracy"]
@@ -276,16 +278,12 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
 def _refit(model_config, samples: WindowDataset, val_set: WindowDataset, config: TrainConfig,
            selected: TrainResult, n_train: int, desc: str, report=None):
     """The module trained again on ``samples`` (every sample of the window) for the budget the
-    validation split selected (:meth:`TrainConfig.refit_config`); same seed as the selection."""
+    validation split selected (:meth:`TrainConfig.refit_config`), same seed as the selection;
+    and its record for the checkpoint: ``{"rule", "samples", "steps"}``."""
     refit = config.refit_config(selected.best_step, n_train, len(samples))
     module, _ = train(model_config, samples, val_set, refit, report=report,
                       desc=f"{desc} refit on all {len(samples):,} samples")
-    return module
-
-
-def _refit_meta(config: TrainConfig, results: list[TrainResult], n_train: int, n_all: int) -> dict:
-    return {"rule": config.refit, "samples": n_all,
-            "steps": [config.refit_config(r.best_step, n_train, n_all).steps for r in results]}
+    return module, {"rule": config.refit, "samples": len(samples), "steps": refit.steps}
 
 
 def _served_module(spec: SignalSpec, members: list):

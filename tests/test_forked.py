@@ -54,8 +54,3 @@ def test_leaving_the_context_early_ends_every_worker():
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
-
-def test_workers_for_counts_cores_and_jobs():
-    cores = len(os.sched_getaffinity(0))
-    assert forked.workers_for(0, 100) == min(cores, 100) and forked.workers_for(None, 3) == min(cores, 3)
-    assert forked.workers_for(4, 2) == 2 and forked.workers_for(1, 9) == 1

@@ -14,7 +14,8 @@ from conftest import START
 
 from feeds import add_panel_feeds
 import pipeline.backtest as backtest_module
-from pipeline.backtest import book_workers, run_backtests
+from pipeline.backtest import run_backtests
+from pipeline.forked import workers_for
 from pipeline.config import build_config
 from pipeline.data import RunData
 from pipeline.memo import MemoSignal
@@ -245,8 +246,8 @@ def test_ctrl_c_between_two_books_leaves_no_worker(panel, signal):
 
 def test_workers_setting():
     cores = len(os.sched_getaffinity(0))
-    assert book_workers(0, 8) == min(cores, 8) and book_workers(None, 8) == min(cores, 8)
-    assert book_workers(1, 8) == 1 and book_workers(16, 8) == 8 and book_workers(3, 2) == 2
+    assert workers_for(0, 8) == min(cores, 8) and workers_for(None, 8) == min(cores, 8)
+    assert workers_for(1, 8) == 1 and workers_for(16, 8) == 8 and workers_for(3, 2) == 2
     with pytest.raises(Exception, match=r"workers must be >= 0 .*\(backtest.workers"):
         config(workers=-1)
 
