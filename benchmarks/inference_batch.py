@@ -1,0 +1,57 @@
+"""Inference batch size of the 2 x 400 LSTM: are the logits the same, and which is faster?
+
+    python benchmarks/inference_batch.py [--windows 4096] [--threads 1]
+
+A seeded, untrained 2 x 400 LSTM (the default model's shapes; weights do not change the cost)
+on random windows of 24 x 48: the logits at batch 512, 1,024 and 2,048 against one batch of
+``--windows``, bit for bit, then the best of three timings of ``signals.train.predict_logits``
+at 4,096 and at ``INFERENCE_BATCH``, in this process. Nothing else may run meanwhile.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from signals.model import ModelConfig, build_model  # noqa: E402
+from signals.train import INFERENCE_BATCH, predict_logits  # noqa: E402
+from signals.windows import WindowConfig, WindowDataset  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--windows", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_factors=48, hidden=400, layers=2)).eval()
+    months = 24 + args.windows // 1000 + 1
+    values = np.random.default_rng(0).normal(size=(months, 1000, 48)).astype(np.float32)
+    t = np.repeat(np.arange(23, months), 1000)[:args.windows]
+    i = np.tile(np.arange(1000), months)[:args.windows]
+    windows = WindowDataset(values, t, i, WindowConfig())
+    whole = predict_logits(model, windows, batch_size=args.windows)
+    for size in (512, 1024, 2048):
+        same = torch.equal(whole, predict_logits(model, windows, batch_size=size))
+        print(f"batch {size:5d}: logits {'identical' if same else 'DIFFERENT'} to one batch of {args.windows}")
+    best = {}
+    for size in (4096, INFERENCE_BATCH):
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            predict_logits(model, windows, batch_size=size)
+            times.append(time.perf_counter() - start)
+        best[size] = min(times)
+    print(f"{args.windows} windows, {args.threads} thread(s): batch 4096 {best[4096]:.2f} s, "
+          f"batch {INFERENCE_BATCH} {best[INFERENCE_BATCH]:.2f} s ({best[4096] / best[INFERENCE_BATCH]:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
