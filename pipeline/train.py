@@ -122,6 +122,7 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
         "baseline_validation_accuracy": result.baseline_validation_accuracy,
         "validation": result.validation, "best_step": result.train_result.best_step,
         "refit": result.signal.meta.get("refit"), "samples": result.samples, "timings": result.timings,
+        "members": result.signal.meta.get("members"),  # train.ensemble: each seed's own validation
     }
     bundle = SignalBundle(result.signal, result.baseline, result.composite, training, cached=False, key=key)
     store_bundle(cache_root, key, bundle, replace=stale)

@@ -55,7 +55,7 @@ def combine_folds(plan, bundles: list[SignalBundle]) -> SignalBundle:
     last = bundles[-1].training
     training = {**last, "folds": [{"fold": fold.describe(), "cached": b.cached, "key": b.key,
                                    "best_step": b.training.get("best_step"), "refit": b.training.get("refit"),
-                                   "validation": b.training.get("validation"),
+                                   "validation": b.training.get("validation"), "members": b.training.get("members"),
                                    "validation_accuracy": b.training.get("validation_accuracy")}
                                   for fold, b in zip(plan, bundles)]}
     for key in ("validation_accuracy", "baseline_validation_accuracy"):  # the folds' mean

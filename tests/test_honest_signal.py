@@ -287,7 +287,7 @@ window: {window: 6}
 labels: {excess: true}
 model: {hidden: 8, layers: 1}
 train: {batch_size: 128, steps: 20, eval_every: 5, validation: time, val_months: 4, select: rank_ic, patience: 2,
-        refit: steps}
+        refit: steps, ensemble: 2}
 backtest: {selections: [class], books: [long_short], cash: 10000000.0}
 output: {tearsheets: false}
 """
@@ -317,9 +317,14 @@ def test_walk_forward_through_the_main_command(tmp_path):
     assert overall["lstm.rank_ic_mean"] == pytest.approx(metrics["class"]["rank_ic_mean"])
     assert set(metrics["validation"]) == {"lstm", "baseline", "composite"}
     assert metrics["lstm_margin"]["better_baseline"] in ("logistic", "composite")
-    # every fold refitted its selected step count on its whole window (as configs/walk_forward.yaml)
+    # every fold's ensemble members refitted their own selected step counts on the whole window, and
+    # each member's validation rank IC is kept beside the ensemble's (as configs/walk_forward.yaml)
     for fold in metrics["training"]["folds"]:
-        assert fold["refit"]["rule"] == "steps" and fold["refit"]["steps"] == [fold["best_step"]]
+        members = fold["members"]
+        assert [m["seed"] for m in members] == [0, 1] and members[0]["best_step"] == fold["best_step"]
+        assert fold["refit"]["rule"] == "steps" and fold["refit"]["steps"] == [m["best_step"] for m in members]
+        assert all(np.isfinite(m["validation_rank_ic"]) for m in members)
+        assert np.isfinite(fold["validation"]["lstm"]["rank_ic"])
     # One Backtrader run across both folds: its predictions equal the offline ones.
     assert metrics["checks"]["online_offline_max_abs_diff"] < 1e-6
     served = WalkForwardSignal.load(out / "models")
