@@ -215,9 +215,10 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
     train_seconds = time.perf_counter() - t0
     validation = {"lstm": _validation(module, val_set, val_returns, result if len(members) == 1 else None)}
     signal_meta = _meta(meta, result, validation["lstm"])
-    if len(members) > 1:
+    if len(members) > 1:  # each seed on the whole validation set, as the ensemble: comparable figures
         signal_meta["members"] = [{"seed": train_config.seed + k, "best_step": r.best_step,
-                                   "validation_rank_ic": r.best_val_rank_ic} for k, r in enumerate(results)]
+                                   "validation_rank_ic": _validation(m, val_set, val_returns, r)["rank_ic"]}
+                                  for k, (m, r) in enumerate(zip(members, results))]
     selected = None
     if refitted:
         selected = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
