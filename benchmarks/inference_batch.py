@@ -5,7 +5,11 @@
 A seeded, untrained 2 x 400 LSTM (the default model's shapes; weights do not change the cost)
 on random windows of 24 x 48: the logits at batch 512, 1,024 and 2,048 against one batch of
 ``--windows``, bit for bit, then the best of three timings of ``signals.train.predict_logits``
-at 4,096 and at ``INFERENCE_BATCH``, in this process. Nothing else may run meanwhile.
+at 4,096 and at ``INFERENCE_BATCH``, in this process. Then how close that is to the machine:
+the LSTM's rate in GFLOP/s (2 x 4 gates x hidden x (inputs + hidden) multiply-adds per layer,
+month and window) beside a plain ``torch.mm`` of one recurrent step's shape (1,024 x 400 by
+400 x 1,600) on as many threads; and whether 2 threads give the same logits as 1. Nothing else
+may run meanwhile.
 """
 from __future__ import annotations
 
@@ -51,6 +55,22 @@ def main(argv=None) -> None:
         best[size] = min(times)
     print(f"{args.windows} windows, {args.threads} thread(s): batch 4096 {best[4096]:.2f} s, "
           f"batch {INFERENCE_BATCH} {best[INFERENCE_BATCH]:.2f} s ({best[4096] / best[INFERENCE_BATCH]:.2f}x)")
+    flop = 2 * 4 * 400 * ((48 + 400) + (400 + 400)) * 24 * args.windows
+    a, b = torch.randn(1024, 400), torch.randn(400, 1600)
+    mm = min(_seconds(lambda: a @ b, 50) for _ in range(3)) / 50
+    print(f"LSTM inference {flop / best[INFERENCE_BATCH] / 1e9:.0f} GFLOP/s; torch.mm 1024x400x1600 "
+          f"{2 * 1024 * 400 * 1600 / mm / 1e9:.0f} GFLOP/s ({args.threads} thread(s))")
+    threads = 2 if args.threads == 1 else 1
+    torch.set_num_threads(threads)
+    same = torch.equal(predict_logits(model, windows), whole)
+    print(f"{threads} thread(s) against {args.threads}: logits {'identical' if same else 'DIFFERENT'}")
+
+
+def _seconds(function, repeat: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        function()
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

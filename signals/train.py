@@ -469,8 +469,8 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
 
 
 # Inference batch: the logits are the same at any size (bit for bit here), and batches of 1,024
-# windows of the 2 x 400 LSTM run 1.5x faster than 4,096 (cache-resident gates) with a quarter of
-# the memory (python benchmarks/inference_batch.py).
+# windows of the 2 x 400 LSTM run 1.3-1.5x faster than 4,096 on one thread (cache-resident
+# gates), in a quarter of the memory (python benchmarks/inference_batch.py).
 INFERENCE_BATCH = 1024
 
 
