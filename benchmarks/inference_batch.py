@@ -45,19 +45,13 @@ def main(argv=None) -> None:
     for size in (512, 1024, 2048):
         same = torch.equal(whole, predict_logits(model, windows, batch_size=size))
         print(f"batch {size:5d}: logits {'identical' if same else 'DIFFERENT'} to one batch of {args.windows}")
-    best = {}
-    for size in (4096, INFERENCE_BATCH):
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            predict_logits(model, windows, batch_size=size)
-            times.append(time.perf_counter() - start)
-        best[size] = min(times)
+    best = {size: best_seconds(lambda: predict_logits(model, windows, batch_size=size))
+            for size in (4096, INFERENCE_BATCH)}
     print(f"{args.windows} windows, {args.threads} thread(s): batch 4096 {best[4096]:.2f} s, "
           f"batch {INFERENCE_BATCH} {best[INFERENCE_BATCH]:.2f} s ({best[4096] / best[INFERENCE_BATCH]:.2f}x)")
     flop = 2 * 4 * 400 * ((48 + 400) + (400 + 400)) * 24 * args.windows
     a, b = torch.randn(1024, 400), torch.randn(400, 1600)
-    mm = min(_seconds(lambda: a @ b, 50) for _ in range(3)) / 50
+    mm = best_seconds(lambda: a @ b, repeat=50) / 50
     print(f"LSTM inference {flop / best[INFERENCE_BATCH] / 1e9:.0f} GFLOP/s; torch.mm 1024x400x1600 "
           f"{2 * 1024 * 400 * 1600 / mm / 1e9:.0f} GFLOP/s ({args.threads} thread(s))")
     threads = 2 if args.threads == 1 else 1
@@ -66,11 +60,15 @@ def main(argv=None) -> None:
     print(f"{threads} thread(s) against {args.threads}: logits {'identical' if same else 'DIFFERENT'}")
 
 
-def _seconds(function, repeat: int) -> float:
-    start = time.perf_counter()
-    for _ in range(repeat):
-        function()
-    return time.perf_counter() - start
+def best_seconds(function, repeat: int = 1, tries: int = 3) -> float:
+    """The best of ``tries`` timings of ``repeat`` calls of ``function``."""
+    times = []
+    for _ in range(tries):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            function()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 if __name__ == "__main__":
