@@ -194,7 +194,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
             # A copy: SignalModel serves from the CPU, and the module being trained may be on CUDA.
             on_evaluate(step, SignalModel(copy.deepcopy(module), spec, panel.factor_names, panel.styles, meta))
     t0 = time.perf_counter()
-    members, results, refitted, refit_steps = [], [], [], []
+    members, results, refitted, refits = [], [], [], []
     for k in range(train_config.ensemble):
         member_config = replace(train_config, seed=train_config.seed + k)
         desc = f"train {model.kind}" + ("" if train_config.ensemble == 1 else f" {k + 1}/{train_config.ensemble}")
@@ -206,7 +206,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
         if train_config.refit != "none":
             module, record = _refit(model, full, val_set, member_config, member_result, len(train_pos), desc, report)
             refitted.append(module)
-            refit_steps.append(record["steps"])
+            refits.append(record)
     result = results[0]
     served = spec
     if len(members) > 1:
@@ -222,7 +222,7 @@ def fit(panel: Panel, train_start, train_end, spec: SignalSpec | None = None, *,
     selected = None
     if refitted:
         selected = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
-        signal_meta = {**signal_meta, "refit": {**record, "steps": refit_steps}}  # one entry per member
+        signal_meta = {**signal_meta, "refit": {**refits[0], "steps": [r["steps"] for r in refits]}}  # per member
         module = _served_module(served, refitted)
     signal = SignalModel(module, served, panel.factor_names, panel.styles, signal_meta)
 
