@@ -47,6 +47,12 @@ class SignalBundle:
         """``{"model": ..., "baseline": ..., "composite": ...}``: every model the run predicts with."""
         return {"model": self.signal, "baseline": self.baseline, "composite": self.composite}
 
+    @property
+    def selection(self) -> dict:
+        """How training chose the served model, for metrics.json (the run's and each fold's):
+        the selected step, the refit's record and, for ensembles, each seed's."""
+        return {key: self.training.get(key) for key in ("best_step", "refit", "members")}
+
 
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()

@@ -53,8 +53,7 @@ def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions
     doc["lstm_margin"] = lstm_margin(stats["model"], stats["baseline"], stats["composite"])
     doc["training"] = {"baseline_validation_accuracy": training.get("baseline_validation_accuracy"),
                        "samples": training.get("samples"), "timings": training.get("timings"),
-                       "best_step": training.get("best_step"), "refit": training.get("refit"),
-                       "members": training.get("members"), "folds": training.get("folds")}
+                       **bundle.selection, "folds": training.get("folds")}
     if walk_forward(config) is not None:
         monthly = {name: monthly_prediction_stats(offline[key], data.panel, labels, oracle=data.oracle)
                    for name, key in (("lstm", "model"), ("baseline", "baseline"), ("composite", "composite"))}

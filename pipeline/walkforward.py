@@ -53,9 +53,8 @@ def combine_folds(plan, bundles: list[SignalBundle]) -> SignalBundle:
         return WalkForwardSignal(list(zip(starts, (getattr(b, name) for b in bundles))))
 
     last = bundles[-1].training
-    training = {**last, "folds": [{"fold": fold.describe(), "cached": b.cached, "key": b.key,
-                                   "best_step": b.training.get("best_step"), "refit": b.training.get("refit"),
-                                   "validation": b.training.get("validation"), "members": b.training.get("members"),
+    training = {**last, "folds": [{"fold": fold.describe(), "cached": b.cached, "key": b.key, **b.selection,
+                                   "validation": b.training.get("validation"),
                                    "validation_accuracy": b.training.get("validation_accuracy")}
                                   for fold, b in zip(plan, bundles)]}
     for key in ("validation_accuracy", "baseline_validation_accuracy"):  # the folds' mean
