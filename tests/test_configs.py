@@ -16,6 +16,10 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 WALK_FORWARD = {"walk_forward.yaml", "real_csi300_wf.yaml"}
 
 
+def shipped(name: str):
+    return load_config(str(next(path for path in CONFIGS if path.name == name)))
+
+
 def test_every_config_is_found():
     assert {"oos_2016.yaml", "smoke.yaml", *WALK_FORWARD} <= {path.name for path in CONFIGS}
 
@@ -23,28 +27,26 @@ def test_every_config_is_found():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
 def test_a_shipped_config_loads_and_builds_its_signal(path):
     config = load_config(str(path))
-    spec = signal_spec(config)
-    assert spec.model.kind in ("lstm", "gru", "rnn")
+    signal_spec(config)  # raises on a setting the signal refuses
     if path.name in WALK_FORWARD:
         assert walk_forward(config) is not None and len(folds(config)) >= 2
 
 
 @pytest.mark.parametrize("name", sorted(WALK_FORWARD))
 def test_the_walk_forward_configs_are_honest_over_at_least_60_months(name):
-    config = load_config(str(next(path for path in CONFIGS if path.name == name)))
+    config = shipped(name)
     train = signal_spec(config).train
     # checkpoints chosen on a purged time split of each fold's own window, by the ranking it trades
     assert (train.validation, train.select, train.refit) == ("time", "rank_ic", "steps")
     assert train.patience is not None and train.steps is not None
     months = pd.period_range(config.dates.test_start, config.dates.test_end, freq="M")
     assert len(months) >= 60
-    plan = folds(config)
-    for fold in plan:  # no fold trains on a label month after its first decision
+    for fold in folds(config):  # no fold trains on a label month after its first decision
         assert fold.train_end <= fold.first_decision
 
 
 def test_the_study_config_keeps_the_study_protocol():
-    config = load_config(str(next(path for path in CONFIGS if path.name == "oos_2016.yaml")))
+    config = shipped("oos_2016.yaml")
     spec = signal_spec(config)
     assert (spec.model.hidden, spec.model.layers, spec.window.window) == (400, 2, 24)
     assert (spec.train.validation, spec.train.val_fraction, spec.train.batch_size) == ("random", 0.1, 1000)
