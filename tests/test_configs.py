@@ -50,3 +50,13 @@ def test_the_study_config_keeps_the_study_protocol():
     spec = signal_spec(config)
     assert (spec.model.hidden, spec.model.layers, spec.window.window) == (400, 2, 24)
     assert (spec.train.validation, spec.train.val_fraction, spec.train.batch_size) == ("random", 0.1, 1000)
+
+
+def test_the_five_market_study_sweep_is_the_study_config():
+    # its figures are reported as the study config's across markets: nothing but the seed axis,
+    # the name and the tear sheets may differ
+    sweep, study = shipped("sweep_study.yaml").to_dict(), shipped("oos_2016.yaml").to_dict()
+    assert sweep.pop("sweep")["axes"] == {"seed": "0..4"}
+    assert sweep.pop("output") == {**study.pop("output"), "tearsheets": False}
+    assert (sweep.pop("name"), study.pop("name")) == ("sweep_study", "oos_2016")
+    assert sweep == study
