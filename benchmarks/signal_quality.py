@@ -146,7 +146,7 @@ def run_protocol(market, args, protocol: str, kind: str, hidden: int, labels_nam
     else:
         folds = fold_plan(train_start, train_end, test_start, test_end, WalkForwardConfig(12))[:1]
     out = {"protocol": protocol, "kind": kind, "hidden": hidden, "labels": labels_name, "refit": refit,
-           "inner": args.inner}
+           "inner": args.inner, "ensemble": args.ensemble}
     served = {m: [] for m in models(out)}
     val = {m: [] for m in models(out)}
     fold_info = []
@@ -187,25 +187,34 @@ def print_result(seed: int, out: dict, validation_only: bool) -> None:
         print(line, flush=True)
 
 
+# What makes two results comparable: a summary averages over market seeds within one setting only.
+SETTING = ("protocol", "span", "kind", "hidden", "labels", "ensemble", "refit")
+
+
+def setting(r: dict) -> dict:
+    """The setting of a result (results saved before a key existed: its default)."""
+    return {"protocol": r["protocol"], "span": "inner-year" if r.get("inner") else "OOS", "kind": models(r)[0],
+            "hidden": r["hidden"], "labels": r["labels"], "ensemble": r.get("ensemble", 1),
+            "refit": r.get("refit", "none")}
+
+
+def result_rows(results: list[dict]) -> pd.DataFrame:
+    """One row per result and model: its setting, the market seed and every figure."""
+    return pd.DataFrame([{**setting(r), "model": m, "seed": r["seed"], **r[m]} for r in results for m in models(r)])
+
+
 def summary(results: list[dict], validation_only: bool) -> pd.DataFrame:
-    rows = []
-    for r in results:
-        for m in models(r):
-            rows.append({"protocol": r["protocol"], "kind": models(r)[0], "hidden": r["hidden"], "labels": r["labels"],
-                         "refit": r.get("refit", "none"),
-                         "model": m, "seed": r["seed"], **r[m]})
-    frame = pd.DataFrame(rows)
     keys = ["validation_rank_ic"] + ([] if validation_only else ["rank_ic_mean", "ic_efficiency"])
-    table = frame.groupby(["protocol", "kind", "hidden", "labels", "refit", "model"], sort=False)[keys].agg(
-        ["mean", "std", "min"])
-    return table
+    return result_rows(results).groupby([*SETTING, "model"], sort=False)[keys].agg(["mean", "std", "min"])
 
 
 def main(argv=None):
     args = parse(argv)
     if args.summarize:
         saved = [json.loads(Path(name).read_text()) for name in args.summarize]
-        results = [r for doc in saved for r in doc["results"]]
+        # results saved before they carried these keys: the run's settings say
+        results = [{"ensemble": doc["settings"].get("ensemble", 1), "inner": doc["settings"].get("inner", False), **r}
+                   for doc in saved for r in doc["results"]]
         args.market_seeds = sorted({r["seed"] for r in results})
         args.validation_only = any(doc["settings"]["validation_only"] for doc in saved)
         return report(args, results, started=None)
@@ -233,15 +242,16 @@ def report(args, results: list[dict], started: float | None) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(f"\n== mean, std and min over market seeds {args.market_seeds}{took}\n{table}")
     if not args.validation_only:
-        for (protocol, kind, hidden, labels, refit), group in pd.DataFrame(
-                [{"protocol": r["protocol"], "kind": models(r)[0], "hidden": r["hidden"], "labels": r["labels"],
-                  "refit": r.get("refit", "none"),
-                  "seed": r["seed"], "margin": r[models(r)[0]]["ic_efficiency"] - max(
-                      r[m]["ic_efficiency"] for m in BASELINES)}
-                 for r in results]).groupby(["protocol", "kind", "hidden", "labels", "refit"], sort=False):
-            print(f"   {protocol}, {kind.upper()} hidden {hidden}, {labels}, refit {refit}: IC efficiency minus the better "
-                  f"baseline's, per market: {', '.join(f'{m:+.3f}' for m in group['margin'])}")
-
+        frame = result_rows(results)
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+            print(f"\n== IC efficiency per market seed\n"
+                  f"{frame.pivot_table('ic_efficiency', [*SETTING, 'model'], 'seed', sort=False)}")
+        recurrent = frame[frame["model"] == frame["kind"]].set_index([*SETTING, "seed"])["ic_efficiency"]
+        best = frame[frame["model"].isin(BASELINES)].groupby([*SETTING, "seed"])["ic_efficiency"].max()
+        for key, margin in (recurrent - best.reindex(recurrent.index)).groupby(list(SETTING), sort=False):
+            label = ", ".join(f"{name} {value}" for name, value in zip(SETTING, key))
+            print(f"   {label}: IC efficiency minus the better baseline's, per market seed: "
+                  f"{', '.join(f'{seed} {m:+.3f}' for seed, m in zip(margin.index.get_level_values('seed'), margin))}")
 
 if __name__ == "__main__":
     main()
