@@ -106,6 +106,7 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
         try:
             bundle = load_bundle(cache, key)
             log(f"model: loaded from cache {cache} (--retrain to train again)")
+            warn_early_selection(bundle.training, signal_spec(config).train)
             return bundle
         except Exception as exc:  # a damaged or foreign cache entry is retrained, never trusted
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -126,4 +127,30 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
     }
     bundle = SignalBundle(result.signal, result.baseline, result.composite, training, cached=False, key=key)
     store_bundle(cache_root, key, bundle, replace=stale)
+    warn_early_selection(training, spec.train)
     return bundle
+
+
+# A selection this early, with training gone on well past it, served a barely trained model:
+# on one of five synthetic markets two walk-forward folds did so and lost to the baselines
+# (README, "Five synthetic markets, walk-forward").
+EARLY_EVALUATIONS = 2
+
+
+def warn_early_selection(training: dict, train) -> None:
+    """Warn when the validation split chose a state of the first ``EARLY_EVALUATIONS``
+    evaluations although training went on for at least as many more without a better one."""
+    if not train.restores_best:
+        return  # the last state is served: nothing was selected
+    history = training.get("history")
+    last = int(history["step"].max()) if history is not None and len(history) else 0
+    members = training.get("members") or [{"seed": None, "best_step": training.get("best_step")}]
+    early = [m for m in members if m.get("best_step") is not None
+             and 0 < m["best_step"] <= EARLY_EVALUATIONS * train.eval_every
+             and last - m["best_step"] >= EARLY_EVALUATIONS * train.eval_every]
+    for member in early:
+        seed = "" if member["seed"] is None or len(members) == 1 else f" (seed {member['seed']})"
+        warnings.warn(f"the validation split selected the state after {member['best_step']} training steps{seed}, "
+                      f"one of its first {EARLY_EVALUATIONS} evaluations, and no later state up to step {last} "
+                      f"ranked the validation months better: the model served is barely trained "
+                      f"(compare lstm_margin in metrics.json with the baselines)")

@@ -1,4 +1,6 @@
 """Honest model selection, ensembles, the rank composite and walk-forward (SPEC §5)."""
+import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -23,6 +25,13 @@ def honest(**kw):
                 select="rank_ic", patience=3, progress=False)
     base.update(kw)
     return SignalSpec(window=WINDOW, model=SMALL, train=TrainConfig(**base))
+
+
+@contextmanager
+def no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -338,3 +347,23 @@ def test_walk_forward_through_the_main_command(tmp_path):
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert again["checks"]["model_cached"] is True
     assert again["walk_forward"]["by_year"] == metrics["walk_forward"]["by_year"]
+
+
+@pytest.mark.parametrize("best, members, warned", [
+    (20, None, True),                                                    # the first evaluation, 200 steps on
+    (40, None, True),                                                    # the second
+    (60, None, False),                                                   # the third: no warning
+    (20, [{"seed": 0, "best_step": 200}, {"seed": 1, "best_step": 20}], True),  # one member of an ensemble
+    (200, [{"seed": 0, "best_step": 200}, {"seed": 1, "best_step": 180}], False),
+])
+def test_a_selection_at_the_first_evaluations_warns_that_the_model_is_barely_trained(best, members, warned):
+    from pipeline.train import warn_early_selection
+
+    train = TrainConfig(steps=3000, validation="time", select="rank_ic", patience=10, eval_every=20)
+    training = {"history": pd.DataFrame({"step": range(0, 221, 20)}), "best_step": best, "members": members}
+    with pytest.warns(UserWarning, match="barely trained") if warned else no_warning():
+        warn_early_selection(training, train)
+    # a budget that ended right there, or a last state served, selected nothing early
+    with no_warning():
+        warn_early_selection({**training, "history": pd.DataFrame({"step": [0, 20, 40]})}, train)
+        warn_early_selection(training, replace(train, select="loss", patience=None))
