@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import signal
+import threading
 from typing import Any, Callable, Iterable, Iterator
 
 from feeds.errors import UserError
@@ -94,6 +96,10 @@ class RayExecutor:
         self._started = not ray.is_initialized()
         if self._started:
             common = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+            # ray.init replaces the driver's SIGTERM handler (with sys.exit) and never puts it back:
+            # the caller's (the CLI's cleanup, or the default) is restored right after it.
+            main = threading.current_thread() is threading.main_thread()
+            sigterm = signal.getsignal(signal.SIGTERM) if main else None
             try:
                 if address:
                     runtime_env["py_modules"] = [importlib.import_module(name) for name in PACKAGES]
@@ -106,6 +112,9 @@ class RayExecutor:
                 where = address or "a local Ray instance"
                 raise ExecutorError(f"cannot start Ray: {error_line(exc)}", f"--ray-address {where}"
                                     if address else where) from None
+            finally:
+                if sigterm is not None:
+                    signal.signal(signal.SIGTERM, sigterm)
         resources = ray.cluster_resources()
         # A GPU per task when the cluster has any: training then runs there (device: auto).
         self.options = {"num_cpus": cpus_per_task, "num_gpus": 1 if resources.get("GPU", 0) >= 1 else 0,

@@ -2,6 +2,7 @@
 runs, failures that do not stop the others, Ray and the plain executor giving identical points,
 and the summary (sweep.csv, sweep.html)."""
 import json
+import signal
 
 import pandas as pd
 import pytest
@@ -209,7 +210,9 @@ def test_a_sweep_on_local_ray_gives_the_plain_executors_points(tmp_path):
     # Ray trains its own models (another cache), two points at a time on 2 CPUs.
     ray_path = sweep_file(tmp_path, axes, name="ray.yaml")
     ray_overrides = [f"output.cache_dir={tmp_path / 'ray_cache'}"]
+    sigterm = signal.getsignal(signal.SIGTERM)
     executor = RayExecutor(num_cpus=2, cpus_per_task=1)
+    assert signal.getsignal(signal.SIGTERM) is sigterm  # Ray's own handler would sys.exit on SIGTERM
     try:
         # Through Ray, a failing task is one line too, the exception inside Ray's wrapper named
         # (a library function as the task: this test module is not importable on Ray's workers).
