@@ -253,5 +253,6 @@ def report(args, results: list[dict], started: float | None) -> None:
             print(f"   {label}: IC efficiency minus the better baseline's, per market seed: "
                   f"{', '.join(f'{seed} {m:+.3f}' for seed, m in zip(margin.index.get_level_values('seed'), margin))}")
 
+
 if __name__ == "__main__":
     main()

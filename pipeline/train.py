@@ -142,7 +142,7 @@ def warn_early_selection(training: dict, train) -> None:
     evaluations although training went on for at least as many more without a better one."""
     if not train.restores_best:
         return  # the last state is served: nothing was selected
-    history = training.get("history")
+    history = training.get("history")  # the first member's; every member has the same budget and patience
     last = int(history["step"].max()) if history is not None and len(history) else 0
     members = training.get("members") or [{"seed": None, "best_step": training.get("best_step")}]
     early = [m for m in members if m.get("best_step") is not None
@@ -152,5 +152,5 @@ def warn_early_selection(training: dict, train) -> None:
         seed = "" if member["seed"] is None or len(members) == 1 else f" (seed {member['seed']})"
         warnings.warn(f"the validation split selected the state after {member['best_step']} training steps{seed}, "
                       f"one of its first {EARLY_EVALUATIONS} evaluations, and no later state up to step {last} "
-                      f"ranked the validation months better: the model served is barely trained "
+                      f"did better on it (train.select: {train.select}): the model served is barely trained "
                       f"(compare lstm_margin in metrics.json with the baselines)")
