@@ -66,7 +66,7 @@ def main(argv=None) -> pd.DataFrame:
     labels = LabelConfig()  # the study's: raw returns, up > +3%, down < -3%
     spec = SignalSpec(labels=labels, model=ModelConfig(hidden=args.hidden, layers=2),
                       train=TrainConfig(steps=args.steps, validation="random", val_fraction=0.1, batch_size=1000,
-                                        lr=1e-3, eval_every=args.eval_every, eval_samples=10**9, select="loss",
+                                        lr=1e-3, eval_every=args.eval_every, eval_samples=0, select="loss",
                                         restore_best=False, seed=args.seed, device=args.device,
                                         num_threads=args.threads, progress=args.progress))
     print(f"market {args.market_seed}: {panel}; {spec.model.describe()}, {args.steps} steps on {args.device}",
