@@ -102,16 +102,17 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
     cache = cache_root / key
     remove_stale(cache_root, (".*.tmp",))
     stale = cache.exists()  # unusable or --retrain: the new entry replaces it
+    spec = signal_spec(config)
     if cache.exists() and not retrain:
         try:
             bundle = load_bundle(cache, key)
-            log(f"model: loaded from cache {cache} (--retrain to train again)")
-            warn_early_selection(bundle.training, signal_spec(config).train)
-            return bundle
         except Exception as exc:  # a damaged or foreign cache entry is retrained, never trusted
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             warnings.warn(f"model cache entry {cache} is unusable ({reason}); training again")
-    spec = signal_spec(config)
+        else:  # outside the try: a warning turned into an error must not pass for a damaged entry
+            log(f"model: loaded from cache {cache} (--retrain to train again)")
+            warn_early_selection(bundle.training, spec.train)
+            return bundle
     log(f"model: training {spec.model.describe()} on {config.dates.train_start}.."
         f"{config.dates.train_end} ({spec.train.validation} validation)")
     result = fit(data.panel, config.dates.train_start, config.dates.train_end, spec,
