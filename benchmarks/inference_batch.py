@@ -35,12 +35,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(n_factors=48, hidden=400, layers=2)).eval()
-    months = 24 + args.windows // 1000 + 1
-    values = np.random.default_rng(0).normal(size=(months, 1000, 48)).astype(np.float32)
-    t = np.repeat(np.arange(23, months), 1000)[:args.windows]
+    shape, window = ModelConfig(n_factors=48, hidden=400, layers=2), WindowConfig()
+    model = build_model(shape).eval()
+    months = window.window + args.windows // 1000 + 1
+    values = np.random.default_rng(0).normal(size=(months, 1000, shape.n_factors)).astype(np.float32)
+    t = np.repeat(np.arange(window.window - 1, months), 1000)[:args.windows]
     i = np.tile(np.arange(1000), months)[:args.windows]
-    windows = WindowDataset(values, t, i, WindowConfig())
+    windows = WindowDataset(values, t, i, window)
     whole = predict_logits(model, windows, batch_size=args.windows)
     for size in (512, 1024, 2048):
         same = torch.equal(whole, predict_logits(model, windows, batch_size=size))
@@ -49,11 +50,13 @@ def main(argv=None) -> None:
             for size in (4096, INFERENCE_BATCH)}
     print(f"{args.windows} windows, {args.threads} thread(s): batch 4096 {best[4096]:.2f} s, "
           f"batch {INFERENCE_BATCH} {best[INFERENCE_BATCH]:.2f} s ({best[4096] / best[INFERENCE_BATCH]:.2f}x)")
-    flop = 2 * 4 * 400 * ((48 + 400) + (400 + 400)) * 24 * args.windows
-    a, b = torch.randn(1024, 400), torch.randn(400, 1600)
+    h = shape.hidden
+    inputs = [shape.n_factors + h] + [2 * h] * (shape.layers - 1)  # per layer: its input and hidden state
+    flop = 2 * 4 * h * sum(inputs) * window.window * args.windows
+    a, b = torch.randn(INFERENCE_BATCH, h), torch.randn(h, 4 * h)  # one recurrent step's product
     mm = best_seconds(lambda: a @ b, repeat=50) / 50
-    print(f"LSTM inference {flop / best[INFERENCE_BATCH] / 1e9:.0f} GFLOP/s; torch.mm 1024x400x1600 "
-          f"{2 * 1024 * 400 * 1600 / mm / 1e9:.0f} GFLOP/s ({args.threads} thread(s))")
+    print(f"LSTM inference {flop / best[INFERENCE_BATCH] / 1e9:.0f} GFLOP/s; torch.mm {INFERENCE_BATCH}x{h}x{4 * h} "
+          f"{2 * INFERENCE_BATCH * h * 4 * h / mm / 1e9:.0f} GFLOP/s ({args.threads} thread(s))")
     threads = 2 if args.threads == 1 else 1
     torch.set_num_threads(threads)
     same = torch.equal(predict_logits(model, windows), whole)
