@@ -247,10 +247,19 @@ class PanelFeed(bt.feed.DataBase):
             return super().advance(size, datamaster, ticks)
         self.lines.lines[0].advance(size)
 
+    # A Cerebro re-run (BookRunner's next book, Backtrader's optimization) starts and preloads
+    # every feed again. The bars of a feed never change, so they are read from the source, and
+    # turned into line buffers, once: reading them took a sixth of a book's setup per run.
+    _bars = None  # [lines, bars] float64, read-only
+    _buffers = None  # the line buffers of the first preload
+
     def start(self):
         super().start()
-        lines = self.lines.getlinealiases()
-        _, self._values = self.p.source.bars(int(self.p.column), lines)
+        if self._bars is None:
+            _, bars = self.p.source.bars(int(self.p.column), self.lines.getlinealiases())
+            bars.flags.writeable = False
+            self._bars = bars
+        self._values = self._bars
         self._n_bars = self._values.shape[1]
         self._bar_rows = None  # python rows for the bar-by-bar path, built on first use
         self._pos = -1
@@ -268,10 +277,11 @@ class PanelFeed(bt.feed.DataBase):
         """Fill every line buffer from the numpy bars at once (same lines as :meth:`_load`)."""
         if not self._fast_preload_ok():
             return super().preload()
-        for line, values in zip(self.lines, self._values):
-            buf = array.array("d")
-            buf.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-            line.array = buf
+        if self._buffers is None:
+            self._buffers = tuple(array.array("d", np.ascontiguousarray(values).tobytes())
+                                  for values in self._values)
+        for line, buf in zip(self.lines, self._buffers):
+            line.array = buf[:]  # a copy: the run owns its buffers (it may extend them)
         self._pos = self._n_bars - 1
         self._values = None  # the line buffers hold the bars now
         self._last()
