@@ -57,6 +57,10 @@ class MemoSignal:
         """The months :meth:`add_offline` can answer."""
         return pd.DatetimeIndex(sorted(self._offline))
 
+    def offline_grids(self) -> list[np.ndarray]:
+        """The offline predictions, one ``[codes, 3]`` grid a month (NaN: not predicted)."""
+        return [self._offline[month] for month in sorted(self._offline)]
+
     @staticmethod
     def key(history) -> str:
         digest = hashlib.blake2b(digest_size=20)

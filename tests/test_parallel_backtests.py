@@ -19,6 +19,7 @@ from pipeline.forked import workers_for
 from pipeline.config import build_config
 from pipeline.data import RunData
 from pipeline.memo import MemoSignal
+from signals.predictions import PROBABILITY_COLUMNS
 from strategies import AShareCommission, LSTMTercileStrategy, StrategyParamError, run_book
 from strategies.analyzers import BasketReturns, Turnover
 from strategies.backtest import BookRunner
@@ -102,6 +103,26 @@ def test_books_are_served_from_the_offline_predictions(panel, signal, serial):
     assert not any("predicted" in line for line in lines)
     # the books decide on the decision months only: the month after is valued, not predicted
     pd.testing.assert_frame_equal(served["class"]["predictions"], offline)
+
+
+def test_the_largest_books_go_to_the_workers_first(panel, signal, monkeypatch):
+    # Every stock predicted 'up': the class high and long/short books hold every stock, the
+    # class low and neutral ones none; top_pct's three baskets are one size (its high and
+    # low baskets are then the same stocks, which a long/short book leaves out).
+    months = decision_months(panel)
+    offline = signal.predict_panel(panel, months)
+    offline[list(PROBABILITY_COLUMNS)] = np.array([0.2, 0.3, 0.5], dtype=offline["p_up"].dtype)
+    handed = []
+
+    def imap(function, state, items, workers, order=None):
+        handed.extend(f"{items[i].selection}/{items[i].book}" for i in order)
+        return real_imap(function, state, items, workers, order)
+    real_imap = backtest_module.forked.imap
+    monkeypatch.setattr(backtest_module.forked, "imap", imap)
+    backtests(panel, signal, offline=offline, workers=2)
+    assert handed[:2] == ["class/long_short", "class/high"]  # a tie: long/short first
+    assert handed[2:5] == ["top_pct/high", "top_pct/neutral", "top_pct/low"]
+    assert set(handed[5:]) == {"class/neutral", "class/low", "top_pct/long_short"}
 
 
 def test_last_decision_changes_nothing_but_the_last_bars_predictions(panel, signal):
