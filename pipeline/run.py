@@ -31,9 +31,9 @@ from .config import RunConfig, register_section
 from .data import load_data
 from .evaluate import evaluate
 from .log import Log
-from .output import check_output
+from .output import RunDirectory, check_output
 from .predict import predict
-from .publish import RunResult, publish
+from .publish import RunResult, publish, tearsheets
 from .train import MANAGED, SIGNAL_SECTIONS, signal_spec, train_signals
 
 # What a user can get wrong (config, data, settings, the output path): one line and exit 2 in
@@ -89,7 +89,9 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     backtests = run_backtests(config, data, bundle.signal, dates, log, offline=predictions.frames["model"])
     timings["backtest"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    evaluation = evaluate(config, data, bundle, predictions, backtests, spec.labels, dict(timings))
-    timings["evaluate"] = time.perf_counter() - t0
-    return publish(output, config, spec, data, bundle, predictions, backtests, evaluation, log, timings, started)
+    with RunDirectory(output) as staging, tearsheets(config, data, backtests, staging) as sheets:
+        t0 = time.perf_counter()
+        evaluation = evaluate(config, data, bundle, predictions, backtests, spec.labels, dict(timings))
+        timings["evaluate"] = time.perf_counter() - t0
+        return publish(staging, output, config, spec, data, bundle, predictions, backtests, evaluation,
+                       sheets, log, timings, started)
