@@ -249,7 +249,8 @@ class PanelFeed(bt.feed.DataBase):
 
     # A Cerebro re-run (BookRunner's next book, Backtrader's optimization) starts and preloads
     # every feed again. The bars of a feed never change, so they are read from the source, and
-    # turned into line buffers, once: reading them took a sixth of a book's setup per run.
+    # turned into line buffers, once (on the default market they took about 0.6 s of the 2 s a
+    # book spent before its first bar).
     _bars = None  # [lines, bars] float64, read-only
     _buffers = None  # the line buffers of the first preload
 
