@@ -101,6 +101,25 @@ def test_every_month_streams_exactly_the_panel_in_every_mode(panel, mode):
         np.testing.assert_array_equal(snap.suspended, panel.suspended[t, rows] & snap.present)
 
 
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: ",".join(f"{k}={v}" for k, v in m.items()))
+def test_a_rerun_streams_the_same_bars_read_from_the_source_once(panel, mode, monkeypatch):
+    # Backtrader starts and preloads every feed again at each cerebro.run() (BookRunner's
+    # books): the feeds keep the bars they read the first time.
+    reads = []
+    source_bars = PanelSource.bars
+    monkeypatch.setattr(PanelSource, "bars", lambda self, column, lines: (
+        reads.append(column), source_bars(self, column, lines))[1])
+    cerebro = bt.Cerebro(stdstats=False, **mode)
+    add_panel_feeds(cerebro, panel)
+    cerebro.addstrategy(Probe)
+    first, second = (cerebro.run()[0].steps for _ in range(2))
+    assert sorted(reads) == sorted(int(d.p.column) for d in cerebro.datas)
+    assert len(first) == len(panel.dates) == len(second)
+    for (date_a, bars_a, _), (date_b, bars_b, _) in zip(first, second):
+        assert date_a == date_b
+        np.testing.assert_equal(bars_a, bars_b)
+
+
 def test_stock_pandasdata_feeds_stream_the_same_snapshots(panel):
     fast = probe(panel, start="2012-06", window=3)
     slow = probe(panel, feeds=pandas_feeds(panel, start="2012-06", window=3))
