@@ -17,8 +17,10 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal as signals_module
 import sys
+import tempfile
 from multiprocessing.pool import ExceptionWithTraceback
 
 from feeds.errors import UserError
@@ -65,20 +67,24 @@ def imap(function, state, items: list, workers: int, order=None):
         yield ((i, function(state, item)) for i, item in enumerate(items))
         return
     order = range(len(items)) if order is None else order
+    results = tempfile.mkdtemp(prefix="lstm-tercile-jobs-")
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
-                                                    initargs=(function, state, os.getpid()))
+                                                    initargs=(function, state, os.getpid(), results))
     try:
         yield _collect(pool.imap_unordered(_run_job, [(i, items[i]) for i in order]), len(items))
         pool.close()
     finally:
         pool.terminate()  # an error, Ctrl-C or SIGTERM here: no worker is left running
         pool.join()
+        shutil.rmtree(results, ignore_errors=True)
 
 
 def _collect(outcomes, n: int):
     running, failed = set(range(n)), {}
     for index, outcome in outcomes:
         running.discard(index)
+        if isinstance(outcome, _ResultFile):
+            outcome = outcome.load()
         if isinstance(outcome, BaseException):
             failed[index] = outcome
         elif not failed:
@@ -90,9 +96,19 @@ def _collect(outcomes, n: int):
             raise error  # a bug: its cause is the worker's traceback
 
 
-def _start_worker(function, state, parent: int) -> None:
+class _ResultFile(str):
+    """A job's result, pickled to this file by the worker (see :func:`_run_job`)."""
+
+    def load(self):
+        with open(self, "rb") as file:
+            result = pickle.load(file)
+        os.remove(self)
+        return result
+
+
+def _start_worker(function, state, parent: int, results: str) -> None:
     global _STATE
-    _STATE = (function, state)
+    _STATE = (function, state, results)
     # Ctrl-C reaches the whole process group: the parent answers it and ends the pool, so a
     # worker ignores it; SIGTERM (pool.terminate) ends a worker at once, not through a handler
     # inherited from the parent; and a worker dies with the parent, whatever kills it.
@@ -112,10 +128,19 @@ def _start_worker(function, state, parent: int) -> None:
 
 
 def _run_job(item):
+    # A result goes back as a file, the pool's queue carrying only its name. A worker holds
+    # the queue's one write lock while it sends; killed then (pool.terminate after Ctrl-C or an
+    # error) it would keep the lock forever and the pool's shutdown would wait on it forever.
+    # A large result could take that long to send (the parent stops reading at shutdown): a
+    # name never does.
     index, job = item
-    function, state = _STATE
+    function, state, results = _STATE
     try:
-        return index, function(state, job)
+        result = function(state, job)
+        path = _ResultFile(os.path.join(results, f"{index}.pickle"))
+        with open(path, "wb") as file:
+            pickle.dump(result, file, protocol=pickle.HIGHEST_PROTOCOL)
+        return index, path
     except Exception as exc:  # sent back as a value, with the traceback as text (multiprocessing's way)
         try:
             pickle.loads(pickle.dumps(exc))

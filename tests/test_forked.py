@@ -1,5 +1,6 @@
 """pipeline.forked: jobs in forked workers behave as in one process."""
 import os
+import pickle
 import time
 
 import pytest
@@ -54,3 +55,20 @@ def test_leaving_the_context_early_ends_every_worker():
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
+
+
+def _large(state, item):
+    return bytes(state * item)
+
+
+def test_a_result_goes_back_as_a_file_so_a_killed_worker_never_holds_the_queue(tmp_path, monkeypatch):
+    # The pool's queue has one write lock for all workers: a worker killed while sending a large
+    # result (pool.terminate after Ctrl-C) kept it, and the shutdown waited on it forever. A job
+    # sends its result's file name only, whatever the result's size.
+    monkeypatch.setattr(forked, "_STATE", (_large, 4_000_000, str(tmp_path)))
+    index, outcome = forked._run_job((3, 2))
+    assert index == 3 and isinstance(outcome, forked._ResultFile)
+    assert len(pickle.dumps(outcome)) < 200
+    assert outcome.load() == bytes(8_000_000) and not os.path.exists(outcome)
+    with forked.imap(_large, 1_000_000, [5, 1, 7], 2) as jobs:
+        assert sorted(jobs) == [(0, bytes(5_000_000)), (1, bytes(1_000_000)), (2, bytes(7_000_000))]
