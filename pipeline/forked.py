@@ -3,7 +3,8 @@
 The books of the backtest stage and the tear sheets of the publish stage are independent
 jobs over large shared inputs (the panel, thousands of Backtrader feeds, the served model).
 Forked workers inherit those instead of receiving a pickled copy per job: a job is a small
-picklable item and a result plain frames or a file name.
+picklable item and a result plain frames or a file name, which comes back through a private
+temporary directory (only its file's name through the pool's queue).
 
 :func:`imap` gives ``(index, result)`` as each job finishes and keeps the semantics of one
 process: the error raised is that of the first failing job in the caller's order; a user
@@ -17,7 +18,6 @@ import contextlib
 import multiprocessing
 import os
 import pickle
-import shutil
 import signal as signals_module
 import sys
 import tempfile
@@ -67,16 +67,15 @@ def imap(function, state, items: list, workers: int, order=None):
         yield ((i, function(state, item)) for i, item in enumerate(items))
         return
     order = range(len(items)) if order is None else order
-    results = tempfile.mkdtemp(prefix="lstm-tercile-jobs-")
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
-                                                    initargs=(function, state, os.getpid(), results))
-    try:
-        yield _collect(pool.imap_unordered(_run_job, [(i, items[i]) for i in order]), len(items))
-        pool.close()
-    finally:
-        pool.terminate()  # an error, Ctrl-C or SIGTERM here: no worker is left running
-        pool.join()
-        shutil.rmtree(results, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="lstm-tercile-jobs-", ignore_cleanup_errors=True) as results:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
+                                                        initargs=(function, state, os.getpid(), results))
+        try:
+            yield _collect(pool.imap_unordered(_run_job, [(i, items[i]) for i in order]), len(items))
+            pool.close()
+        finally:
+            pool.terminate()  # an error, Ctrl-C or SIGTERM here: no worker is left running
+            pool.join()
 
 
 def _collect(outcomes, n: int):
