@@ -249,8 +249,8 @@ class PanelFeed(bt.feed.DataBase):
 
     # A Cerebro re-run (BookRunner's next book, Backtrader's optimization) starts and preloads
     # every feed again. The bars of a feed never change, so they are read from the source, and
-    # turned into line buffers, once (on the default market they took about 0.6 s of the 2 s a
-    # book spent before its first bar).
+    # turned into line buffers, once: with thousands of feeds that was a large part of what each
+    # book did before its first bar.
     _bars = None  # [lines, bars] float64, read-only
     _buffers = None  # the line buffers of the first preload
 
@@ -260,15 +260,14 @@ class PanelFeed(bt.feed.DataBase):
             _, bars = self.p.source.bars(int(self.p.column), self.lines.getlinealiases())
             bars.flags.writeable = False
             self._bars = bars
-        self._values = self._bars
-        self._n_bars = self._values.shape[1]
+        self._n_bars = self._bars.shape[1]
         self._bar_rows = None  # python rows for the bar-by-bar path, built on first use
         self._pos = -1
 
     def _fast_preload_ok(self) -> bool:
         # The bulk copy skips the per-bar checks of DataBase.load(); use it only when
         # they would not change anything.
-        dates = self._values[self.lines.getlinealiases().index("datetime")]
+        dates = self._bars[self.lines.getlinealiases().index("datetime")]
         return (not self._filters and not self._ffilters and self._tzinput is None
                 and not self._barstack and not self._barstash
                 and self.fromdate <= dates.min(initial=np.inf) and self.todate >= dates.max(initial=-np.inf)
@@ -280,11 +279,10 @@ class PanelFeed(bt.feed.DataBase):
             return super().preload()
         if self._buffers is None:
             self._buffers = tuple(array.array("d", np.ascontiguousarray(values).tobytes())
-                                  for values in self._values)
+                                  for values in self._bars)
         for line, buf in zip(self.lines, self._buffers):
             line.array = buf[:]  # a copy: the run owns its buffers (it may extend them)
         self._pos = self._n_bars - 1
-        self._values = None  # the line buffers hold the bars now
         self._last()
         self.home()
 
@@ -293,7 +291,7 @@ class PanelFeed(bt.feed.DataBase):
         if self._pos >= self._n_bars:
             return False
         if self._bar_rows is None:
-            self._bar_rows = self._values.T.tolist()
+            self._bar_rows = self._bars.T.tolist()
         for line, value in zip(self.lines, self._bar_rows[self._pos]):
             line[0] = value
         return True
