@@ -127,9 +127,9 @@ def _run_tasks(runner, tasks: list[BookTask], workers: int):
     in ``workers`` forked processes. A book's warnings are raised here, in this process."""
     registry: dict = {}  # one "shown once" registry for all books, as in one process
     # A book's time grows with its orders, and so with the stocks it holds (on the default
-    # market from 4 s for the class neutral book, which holds 600 stock-months, to 9 s for
-    # the class long/short one, 29,500). Handed out largest first, the books do not leave
-    # one worker trading a large book alone at the end.
+    # market the class neutral book is the shortest and holds the fewest, the class long/short
+    # one the longest and the most). Handed out largest first, the books do not leave one
+    # worker trading a large book alone at the end.
     holdings = _holdings(runner.signal, tasks) if workers > 1 else [0] * len(tasks)
     order = sorted(range(len(tasks)), key=lambda i: (-holdings[i], tasks[i].book != "long_short"))
     state = (runner, _cpu_copy(runner.signal.signal) if workers > 1 else None)
@@ -146,12 +146,13 @@ def _holdings(memo: MemoSignal, tasks: list[BookTask]) -> list[int]:
     from strategies.baskets import book_weights, form_baskets
 
     grids = memo.offline_grids()
-    sizes = []
+    baskets = {}  # a selection's baskets, month by month: the same for each of its books
     for task in tasks:
-        baskets = (form_baskets(grid, np.ones(len(grid), bool), task.selection, task.params["top_pct"])
-                   for grid in grids)
-        sizes.append(sum(int(np.count_nonzero(book_weights(b, task.book))) for b in baskets))
-    return sizes
+        key = task.selection, task.params["top_pct"]
+        if key not in baskets:
+            baskets[key] = [form_baskets(grid, np.ones(len(grid), bool), *key) for grid in grids]
+    return [sum(int(np.count_nonzero(book_weights(month, task.book)))
+                for month in baskets[task.selection, task.params["top_pct"]]) for task in tasks]
 
 
 # ------------------------------------------------------------------ worker processes
