@@ -4,7 +4,8 @@ validation accuracy takes, and what that model is worth out of sample.
 The Guosen report validates on 10% of the samples drawn at random. Neighbouring windows of one
 stock overlap in 23 of 24 months, so such a split holds near-copies of the training samples and
 may reward memorisation rather than skill (docs/signals.md, "Validation: two protocols"; at a
-small scale on the synthetic market it rewarded it in the rank IC, not in accuracy). This trains the study's model on that split, with the settings and dates of
+small scale on the synthetic market it rewarded it in the rank IC, not in accuracy). This
+trains the study's model on that split, with the settings and dates of
 ``configs/oos_2016.yaml`` (2 × 400 LSTM, batch 1,000, Adam 1e-3, raw ±3% classes, train
 2007-05..2016-04) on a synthetic market, for a fixed budget, keeps the last state, and at every
 evaluation scores the model on the random validation split AND on the out-of-sample year
