@@ -50,7 +50,10 @@ def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions
                      "model_cached": bundle.cached, "model_key": bundle.key}
     doc["composite"] = stats["composite"]
     doc["validation"] = training.get("validation")
-    doc["lstm_margin"] = lstm_margin(stats["model"], stats["baseline"], stats["composite"])
+    series = {"lstm" if name == "model" else name: monthly_prediction_stats(
+        frame, data.panel, labels, oracle=data.oracle if name == "model" else None)
+        for name, frame in offline.items()}  # the LSTM and every baseline
+    doc["lstm_margin"] = lstm_margin(stats["model"], stats["baseline"], stats["composite"], series)
     doc["training"] = {"baseline_validation_accuracy": training.get("baseline_validation_accuracy"),
                        "samples": training.get("samples"), "timings": training.get("timings"),
                        **bundle.selection, "folds": training.get("folds")}
@@ -63,9 +66,6 @@ def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions
     doc["protocol"] = {"decisions": [f"{dates[0]:%Y-%m-%d}", f"{dates[-1]:%Y-%m-%d}"],
                        "execution": config.backtest.execution,
                        "label_return": "month-end close t to month-end close t+1"}
-    series = {"lstm" if name == "model" else name: monthly_prediction_stats(
-        frame, data.panel, labels, oracle=data.oracle if name == "model" else None)
-        for name, frame in offline.items()}  # the LSTM and every baseline
     factor = factor_frame(offline["model"], data.panel)
     doc["factor"] = factor_summary(factor)
     return Evaluation(doc, series, factor)
@@ -97,14 +97,42 @@ def labelled_predictions(frame: pd.DataFrame, data: RunData, labels: LabelConfig
     return out
 
 
-def lstm_margin(model: dict, logistic: dict, composite: dict) -> dict:
+def lstm_margin(model: dict, logistic: dict, composite: dict, monthly: dict[str, pd.DataFrame] | None = None) -> dict:
     """The LSTM's out-of-sample rank IC and IC efficiency minus those of the better baseline
-    (the one with the higher rank IC)."""
+    (the one with the higher rank IC), and whether the months tell the two apart.
+
+    Parameters
+    ----------
+    model, logistic, composite : dict
+        :func:`reports.prediction_metrics` of each.
+    monthly : dict of str -> DataFrame, optional
+        :func:`reports.monthly_prediction_stats` keyed ``lstm``, ``baseline`` (the logistic),
+        ``composite``: adds the paired monthly comparison of rank ICs.
+
+    Returns
+    -------
+    dict
+        ``better_baseline``; ``rank_ic_mean`` and ``ic_efficiency``: the LSTM's minus the
+        better baseline's. With ``monthly``: ``months`` (decision months where both have a
+        rank IC), ``months_ahead`` (of them, months where the LSTM's is higher), ``t_stat``
+        and ``p_value`` of the mean monthly difference (one-sample t test against 0, as the
+        factor view's IC tests: one-month returns do not overlap). Twelve months rarely
+        separate two signals; the t statistic says when they do.
+    """
     better = "composite" if composite.get("rank_ic_mean", -np.inf) >= logistic.get("rank_ic_mean", -np.inf) \
         else "logistic"
     base = composite if better == "composite" else logistic
-    return {"better_baseline": better,
-            **{key: float(model.get(key, np.nan) - base.get(key, np.nan)) for key in ("rank_ic_mean", "ic_efficiency")}}
+    out = {"better_baseline": better,
+           **{key: float(model.get(key, np.nan) - base.get(key, np.nan)) for key in ("rank_ic_mean", "ic_efficiency")}}
+    if monthly is not None:
+        from reports.factor import ic_summary
+
+        other = monthly["composite" if better == "composite" else "baseline"]["rank_ic"]
+        difference = (monthly["lstm"]["rank_ic"] - other).dropna()
+        test = ic_summary(difference.to_frame("margin")).loc["margin"]
+        out.update(months=int(len(difference)), months_ahead=int((difference > 0).sum()),
+                   t_stat=float(test["t_stat"]), p_value=float(test["p_value"]))
+    return out
 
 
 def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
@@ -113,7 +141,7 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
         return "n/a" if x is None else f"{x:.1%}"
 
     def num(x, fmt=".3f"):
-        return "n/a" if x is None else format(x, fmt)
+        return "n/a" if x is None or not np.isfinite(x) else format(x, fmt)
 
     first = doc[doc["selections"][0]]
     rows = [("validation accuracy", pct(doc.get("validation_accuracy")), STUDY["validation_accuracy"]),
@@ -126,6 +154,11 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
         rows.append(("IC efficiency vs oracle (logistic; rank composite)",
                      f"{num(doc['oracle']['ic_efficiency'], '.2f')} ({num(doc['baseline'].get('ic_efficiency'), '.2f')}; "
                      f"{num((doc.get('composite') or {}).get('ic_efficiency'), '.2f')})", "-"))
+    margin = doc.get("lstm_margin") or {}
+    if margin.get("months"):
+        rows.append((f"LSTM minus {margin['better_baseline']}: rank IC (t; months ahead)",
+                     f"{margin['rank_ic_mean']:+.3f} (t {num(margin['t_stat'], '.1f')}; "
+                     f"{margin['months_ahead']} of {margin['months']})", "-"))
     if doc.get("validation") and doc["validation"].get("lstm"):
         lstm, logistic, composite = (num((doc["validation"].get(m) or {}).get("rank_ic"))
                                      for m in ("lstm", "baseline", "composite"))

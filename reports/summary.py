@@ -265,6 +265,17 @@ def _headline(doc: Mapping, top_pct: float) -> str:
         ("Baseline (last snapshot only): out-of-sample accuracy", "&ndash;", _pct(base.get("oos_accuracy"))),
         ("Baseline: rank IC mean / IC efficiency", "&ndash;",
          f"{_num(base.get('rank_ic_mean'), 3)} / {_pct(base.get('ic_efficiency'), 0)}"),
+    ]
+    composite, margin = doc.get("composite") or {}, doc.get("lstm_margin") or {}
+    if composite:
+        rows.append(("Rank composite (factor ranks weighted by training IC): rank IC mean / IC efficiency",
+                     "&ndash;", f"{_num(composite.get('rank_ic_mean'), 3)} / {_pct(composite.get('ic_efficiency'), 0)}"))
+    if margin.get("months"):
+        rows.append((f"Model minus the better baseline ({_e(margin['better_baseline'])}): rank IC, t statistic, "
+                     "months ahead", "&ndash;",
+                     f"{_num(margin.get('rank_ic_mean'), 3)}, t {_num(margin.get('t_stat'))}, "
+                     f"{margin['months_ahead']} of {margin['months']}"))
+    rows += [
         ("Oracle (true expected return, synthetic market): rank IC mean", "&ndash;",
          _num(oracle.get("rank_ic_mean"), 3)),
         ("Model IC efficiency (model rank IC / oracle rank IC)", "&ndash;", _pct(oracle.get("ic_efficiency"), 0)),

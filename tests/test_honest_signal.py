@@ -367,3 +367,31 @@ def test_a_selection_at_the_first_evaluations_warns_that_the_model_is_barely_tra
     with no_warning():
         warn_early_selection({**training, "history": pd.DataFrame({"step": [0, 20, 40]})}, train)
         warn_early_selection(training, replace(train, select="loss", patience=None))
+
+
+def test_the_lstm_margin_tests_the_monthly_rank_ic_difference_against_the_better_baseline():
+    from scipy import stats
+
+    from pipeline.evaluate import lstm_margin, summary_rows
+
+    dates = pd.date_range("2016-04-30", periods=6, freq="ME")
+    lstm = pd.DataFrame({"rank_ic": [0.10, 0.08, np.nan, 0.12, 0.02, 0.09]}, index=dates)
+    composite = pd.DataFrame({"rank_ic": [0.05, 0.09, 0.07, 0.06, 0.04, 0.03]}, index=dates)
+    logistic = pd.DataFrame({"rank_ic": [0.0] * 6}, index=dates)  # worse: never the one compared
+    margin = lstm_margin({"rank_ic_mean": 0.082, "ic_efficiency": 0.8}, {"rank_ic_mean": 0.0},
+                         {"rank_ic_mean": 0.057, "ic_efficiency": 0.5},
+                         {"lstm": lstm, "baseline": logistic, "composite": composite})
+    difference = np.array([0.05, -0.01, 0.06, -0.02, 0.06])  # the month without an LSTM IC drops out
+    assert margin["better_baseline"] == "composite"
+    assert margin["months"] == 5 and margin["months_ahead"] == 3
+    assert margin["t_stat"] == pytest.approx(stats.ttest_1samp(difference, 0.0).statistic)
+    assert margin["p_value"] == pytest.approx(stats.ttest_1samp(difference, 0.0).pvalue)
+    assert margin["rank_ic_mean"] == pytest.approx(0.025)
+    # the headline table says it; a run without the monthly series has no such row
+    block = {"oos_accuracy": 0.5, "no_skill_accuracy": 0.5, "rank_ic_mean": 0.082,
+             "long_short": {"cum_excess": 0.1, "monthly_win_rate": 0.6}}
+    doc = {"selections": ["class"], "class": block, "baseline": {}, "oracle": {}, "lstm_margin": margin}
+    row = [r for r in summary_rows(doc) if r[0].startswith("LSTM minus composite")]
+    assert row and row[0][1] == f"+0.025 (t {margin['t_stat']:.1f}; 3 of 5)"
+    assert not [r for r in summary_rows({**doc, "lstm_margin": {"better_baseline": "composite"}})
+                if r[0].startswith("LSTM minus")]

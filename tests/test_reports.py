@@ -401,6 +401,13 @@ def test_report_is_self_contained(tmp_path, market):
     assert "75% over 12 months" in page and "above 9%" in page  # the study's numbers next to this run's
     ls = doc["class"]["long_short"]
     assert f"{ls['cum_excess']:.1%}" in page and f"{ls['monthly_win_rate']:.1%}" in page
+    assert "Rank composite" not in page and "better baseline" not in page  # none in this document
+    doc = {**doc, "composite": {"rank_ic_mean": 0.079, "ic_efficiency": 0.59},
+           "lstm_margin": {"better_baseline": "composite", "rank_ic_mean": 0.023, "months": 12,
+                           "months_ahead": 10, "t_stat": 3.14}}
+    page = write_report(tmp_path / "again.html", doc, figures).read_text(encoding="utf-8")
+    assert "0.079 / 59%" in page and "(composite): rank IC, t statistic, months ahead" in page
+    assert "0.023, t 3.14, 10 of 12" in page
 
 
 def test_report_rejects_unknown_execution(tmp_path):
