@@ -33,17 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the deterministic test signal (tests/
 
 import pandas as pd  # noqa: E402
 
-
-def cpu_description() -> str:
-    """The CPU model and whether it has AVX-512 (from /proc/cpuinfo; what lscpu reads)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    avx512 = "avx512f" in fields.get("flags", "").split()
-    return f"{fields.get('model name', 'unknown CPU')}, {'AVX-512' if avx512 else 'no AVX-512'}"
+from benchmarks.under_load import cpu_model  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -87,7 +77,7 @@ def main(argv=None) -> int:
     from pipeline.predict import decision_dates
     from pipeline.run import run  # noqa: F401  (registers the signal's config sections)
 
-    print(f"cpu: {cpu_description()}; {len(os.sched_getaffinity(0))} cores available; {load()}")
+    print(f"cpu: {cpu_model()}; {len(os.sched_getaffinity(0))} available; {load()}")
     config = load_config(args.config)
     t0 = time.perf_counter()
     if args.model:
