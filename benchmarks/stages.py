@@ -6,10 +6,10 @@ left out of the summary then) and prints, per run, every stage's seconds from
 ``metrics.json → timings``, the wall time, the CPU seconds of the command and its worker
 processes, their peak RSS, and — from ``/proc/stat`` sampled every 0.2 s (Linux) — the
 core-seconds the machine left idle while it ran. Then the median of the cached runs and two
-limits of the stages but training on these cores:
+limits on these cores:
 
-* **CPU floor**: the CPU seconds of everything but training ÷ the cores (what perfect
-  packing of the same work would take);
+* **CPU floor**: the CPU seconds of the whole command ÷ the cores, what perfect packing of the
+  same work would take (a cached run's training is the model's load; start-up is included);
 * **idle**: the core-seconds nobody used while it ran, the most that better overlap of the
   same work could still give back (÷ the cores, in seconds).
 
