@@ -120,9 +120,9 @@ def main(argv=None) -> int:
         return 0
     but_training = [r["timings"]["total"] - r["timings"]["train"] for r in cached]
     floor = [r["cpu"] / cores for r in cached]  # a cached run's training is the model's load
+    wall = statistics.median(r["wall"] for r in cached)
     print(f"\n{len(cached)} cached runs, median: everything but training {statistics.median(but_training):.1f} s "
-          f"(each: {', '.join(f'{x:.1f}' for x in but_training)}); wall {statistics.median(r['wall'] for r in cached):.1f} s "
-          f"with start-up")
+          f"(each: {', '.join(f'{x:.1f}' for x in but_training)}); wall {wall:.1f} s with start-up")
     print(f"CPU floor of the whole command on {cores} cores: {statistics.median(floor):.1f} s "
           f"({statistics.median(r['cpu'] for r in cached):.1f} CPU s)")
     idle = [r["idle_core_s"] for r in cached if r["idle_core_s"] is not None]

@@ -268,8 +268,8 @@ def _headline(doc: Mapping, top_pct: float) -> str:
     ]
     composite, margin = doc.get("composite") or {}, doc.get("lstm_margin") or {}
     if composite:
-        rows.append(("Rank composite (factor ranks weighted by training IC): rank IC mean / IC efficiency",
-                     "&ndash;", f"{_num(composite.get('rank_ic_mean'), 3)} / {_pct(composite.get('ic_efficiency'), 0)}"))
+        rows.append(("Rank composite (factor ranks weighted by training IC): rank IC mean / IC efficiency", "&ndash;",
+                     f"{_num(composite.get('rank_ic_mean'), 3)} / {_pct(composite.get('ic_efficiency'), 0)}"))
     if margin.get("months"):
         rows.append((f"Model minus the better baseline ({_e(margin['better_baseline'])}): rank IC, t statistic, "
                      "months ahead", "&ndash;",

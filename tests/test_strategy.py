@@ -10,7 +10,7 @@ from conftest import START
 from doubles import LinearSignal
 
 from feeds import add_panel_feeds
-from strategies import (BOOKS, SELECTIONS, AShareCommission, LSTMTercileStrategy, StrategyParamError,
+from strategies import (BOOKS, SELECTIONS, AShareCommission, LSTMTercileStrategy, StrategyParamError, StrategyWarning,
                         book_returns, book_weights, form_baskets, plan_rebalance)
 
 
@@ -170,7 +170,10 @@ def test_long_only_books_never_sell_short(panel, signal, book):
 
 
 def test_next_open_fills_at_the_next_bar(panel, signal):
-    strategy = backtest(panel, signal, execution="next_open")
+    # sized at one close and filled at the next bar's price, a fully invested book runs short of
+    # cash for some buys: the run says so instead of holding less than its target in silence
+    with pytest.warns(StrategyWarning, match=r"rejected \d+ of \d+ orders.*next_open"):
+        strategy = backtest(panel, signal, execution="next_open")
     assert strategy.fills and not strategy.broker.p.coc
     codes = list(panel.codes)
     for fill in strategy.fills:
