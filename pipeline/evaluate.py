@@ -58,8 +58,9 @@ def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions
                        "samples": training.get("samples"), "timings": training.get("timings"),
                        **bundle.selection, "folds": training.get("folds")}
     if walk_forward(config) is not None:
-        monthly = {name: monthly_prediction_stats(offline[key], data.panel, labels, oracle=data.oracle)
-                   for name, key in (("lstm", "model"), ("baseline", "baseline"), ("composite", "composite"))}
+        # the years' IC efficiency of the baselines too: their series again, with the oracle
+        monthly = {"lstm": series["lstm"], **{name: monthly_prediction_stats(
+            offline[name], data.panel, labels, oracle=data.oracle) for name in ("baseline", "composite")}}
         doc["walk_forward"] = {"folds": [f.describe() for f in folds(config)],
                                "by_year": yearly_table(monthly, {m: b["baskets"] for m, b in backtests.items()})}
     doc["data"] = data.report
