@@ -4,7 +4,7 @@ Runs ``run_backtest.py --config CONFIG`` ``--runs`` times in fresh interpreters 
 cache of ``output.cache_dir``: the first run trains if nothing is cached, and is reported but
 left out of the summary then) and prints, per run, every stage's seconds from
 ``metrics.json → timings``, the wall time, the CPU seconds of the command and its worker
-processes, their peak RSS, and — from ``/proc/stat`` sampled every 0.2 s (Linux) — the
+processes, their peak RSS, and — from ``/proc/stat`` before and after (Linux) — the
 core-seconds the machine left idle while it ran. Then the median of the cached runs and two
 limits on these cores:
 
@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,13 +37,10 @@ from benchmarks.under_load import cpu_model  # noqa: E402
 
 
 class CoreSampler:
-    """Busy and idle core-seconds of the whole machine between ``start`` and ``stop``
-    (``/proc/stat``; both None where it is absent)."""
+    """Busy and idle core-seconds of the whole machine between entering and leaving the
+    context, from two readings of ``/proc/stat`` (both None where it is absent)."""
 
-    def __init__(self, interval: float = 0.2):
-        self.interval, self.busy, self.idle = interval, None, None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+    busy = idle = None
 
     @staticmethod
     def _read():
@@ -53,23 +49,14 @@ class CoreSampler:
         idle = fields[3] + fields[4]  # idle + iowait
         return sum(fields[:8]) - idle, idle
 
-    def _sample(self):
-        first = last = self._read()
-        while not self._stop.wait(self.interval):
-            last = self._read()
-        last = self._read()
-        tick = os.sysconf("SC_CLK_TCK")
-        self.busy, self.idle = (last[0] - first[0]) / tick, (last[1] - first[1]) / tick
-
     def __enter__(self):
-        if Path("/proc/stat").exists():
-            self._thread.start()
+        self._first = self._read() if Path("/proc/stat").exists() else None
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        if self._first is not None:
+            last, tick = self._read(), os.sysconf("SC_CLK_TCK")
+            self.busy, self.idle = ((b - a) / tick for a, b in zip(self._first, last))
 
 
 def one_run(config: str, overrides: list[str], output: Path) -> dict:
