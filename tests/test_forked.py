@@ -56,7 +56,6 @@ def test_leaving_the_context_early_ends_every_worker():
         os.kill(pid, 0)
 
 
-
 def _large(state, item):
     return bytes(state * item)
 
