@@ -75,9 +75,13 @@ def check_output(path) -> Path:
             raise OutputError("the output exists and is not a directory; nothing was written", str(path))
         try:
             empty = next(path.iterdir(), None) is None
+        except FileNotFoundError:
+            empty = True  # a concurrent run of this tool moved its run aside meanwhile
         except OSError as exc:
             raise OutputError(f"cannot read the output directory: {exc.strerror}", str(path)) from None
-        if not empty and not is_run_directory(path):
+        # A run of this tool may be moved aside by a concurrent one between two of these checks
+        # (see _publish), so a directory without a marker is foreign only if it is still there.
+        if not empty and not is_run_directory(path) and path.exists():
             raise OutputError(f"the output directory exists and is not a run of this tool (no {MARKER} marker); "
                               "choose another --output or remove it yourself", str(path))
     ancestor = path.parent

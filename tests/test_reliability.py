@@ -195,6 +195,34 @@ def test_output_that_is_not_ours_is_refused_untouched(tmp_path, capsys, make, ex
     assert snapshot(tmp_path) == before and debris(tmp_path) == []
 
 
+@pytest.mark.parametrize("moved_during", ["iterdir", "is_run_directory"])
+def test_a_run_moved_aside_by_a_concurrent_run_during_the_check_is_not_taken_for_a_foreign_one(
+        tmp_path, monkeypatch, moved_during):
+    # _publish of a concurrent run renames the earlier run aside; check_output must not read the
+    # moment the directory vanishes as "a directory without a marker" (a race CI once caught)
+    with RunDirectory(tmp_path / "out") as staging:
+        (staging / "a.txt").write_text("x")
+    out = tmp_path / "out"
+
+    def moved(original):
+        def call(*args, **kwargs):
+            if out.exists():
+                os.replace(out, tmp_path / "aside")
+            return original(*args, **kwargs)
+        return call
+
+    if moved_during == "iterdir":
+        monkeypatch.setattr(Path, "iterdir", moved(Path.iterdir))
+    else:
+        monkeypatch.setattr(output_module, "is_run_directory", moved(is_run_directory))
+    assert check_output(out) == out
+    monkeypatch.undo()
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "mine.txt").write_text("y")
+    with pytest.raises(OutputError, match="not a run of this tool"):
+        check_output(tmp_path / "foreign")  # a directory of the user's still is refused
+
+
 def test_output_dir_from_the_config_is_checked_too(tmp_path, capsys):
     target = _user_dir(tmp_path)
     assert cli("--config", SMOKE, "--set", f"output.dir={target}", *TINY) == 2
