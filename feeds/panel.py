@@ -196,6 +196,14 @@ class Panel:
         if not self.dates.is_monotonic_increasing or self.dates.has_duplicates:
             pos = int(np.flatnonzero(np.diff(self.dates.asi8) <= 0)[0]) + 1
             raise PanelError(f"dates are not strictly increasing at {self.dates[pos].date()}")
+        # A missing month would make a 24-row window span 25 months and label a decision with
+        # the return of the month after next: wrong numbers, no error. So months are consecutive.
+        months = self.dates.to_period("M").asi8
+        if (gap := np.flatnonzero(np.diff(months) != 1)).size:
+            lost = pd.period_range(self.dates[gap[0]].to_period("M") + 1, self.dates[gap[0] + 1].to_period("M") - 1)
+            span = f"{lost[0]}" if len(lost) == 1 else f"{lost[0]}..{lost[-1]}"
+            raise PanelError(f"no rows for {span}: a panel needs every month from its first to its last "
+                             "(a window of rows would span more months than it says)")
         for name, arr in (("factor", self.factors), ("ret", self.ret), ("close", self.close),
                           ("mcap", self.mcap)):
             if arr is None:

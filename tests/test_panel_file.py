@@ -77,6 +77,9 @@ def test_a_good_file_is_normalised_to_month_ends(tmp_path, fmt):
     (lambda f: f, {"styles": {"value": ["bp", "book"]}}, "style 'value' names unknown factor 'book'"),
     (lambda f: f, {"styles": {"value": ["bp"], "other": ["bp"]}}, "factor 'bp' is in both style 'value' and 'other'"),
     (lambda f: f.drop(columns=["bp", "mom"]), {}, "no factor columns"),
+    # a month absent from the file: its neighbours' rows would sit next to each other
+    (lambda f: f[~f["date"].str.startswith("2020-03")], {}, "no rows for 2020-03: a panel needs every month"),
+    (lambda f: f[~f["date"].str[:7].isin(["2020-03", "2020-04"])], {}, "no rows for 2020-03..2020-04"),
 ])
 def test_every_panel_problem_is_one_clear_error(tmp_path, fmt, mutate, kwargs, expected):
     frame = mutate(user_frame())
