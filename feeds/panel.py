@@ -433,6 +433,8 @@ class Panel:
         listed = dense(df["listed"].astype(bool).to_numpy() if "listed" in df.columns else True, False, bool)
         ret = dense(df["ret"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "ret" in df else None
         close = dense(df["close"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "close" in df else None
+        if ret is not None and close is not None:
+            _check_ret_is_of_its_month(np.where(listed, ret, np.nan), np.where(listed, close, np.nan), dates, source)
         ret, close = _complete_ret_close(ret, close)
         ret, close = np.where(listed, ret, np.nan), np.where(listed, close, np.nan)
         industry, industries = None, []
@@ -456,6 +458,40 @@ class Panel:
         span = f"{self.dates[0]:%Y-%m}..{self.dates[-1]:%Y-%m}" if self.T else "empty"
         return (f"Panel({self.T} months {span}, {self.N} codes, {self.F} factors, "
                 f"{len(self.styles)} styles, {int(self.listed.sum())} listed stock-months)")
+
+
+#: |ret − close_t / close_{t−1} + 1| within which a file's ret "agrees" with its close: prices
+#: rounded to 0.01 yuan move a 2-yuan stock's implied return by up to 0.25%.
+RET_CLOSE_TOLERANCE = 0.005
+
+
+def _check_ret_is_of_its_month(ret, close, dates, source):
+    """Refuse forward returns, warn when a file's ``ret`` and ``close`` disagree.
+
+    A factor table often stores next month's return beside the factors. Read as the return of
+    the month ending at ``date``, it would shift every label and every backtest return by a
+    month, silently. With both columns in the file the two readings can be told apart.
+    """
+    implied = close[1:] / close[:-1] - 1.0
+    with np.errstate(invalid="ignore"):
+        now = np.abs(ret[1:] - implied)
+        ahead = np.abs(ret[:-1] - implied)  # ret at t against close t+1 over close t
+    comparable = np.isfinite(now).sum()
+    if comparable < 20:
+        return
+    agree_now = (now < RET_CLOSE_TOLERANCE).sum() / comparable
+    agree_ahead = (ahead < RET_CLOSE_TOLERANCE).sum() / max(np.isfinite(ahead).sum(), 1)
+    if agree_ahead > 0.5 and agree_ahead > agree_now:
+        raise PanelError(
+            f"'ret' is next month's return: in {agree_ahead:.0%} of stock-months it equals the following "
+            f"month's close over this month's, in {agree_now:.0%} this month's over the last. A panel "
+            f"file's ret is the return of the month ending at 'date'; shift forward returns one month "
+            f"later (or drop 'ret' and keep 'close') ({source})")
+    if agree_now < 0.5:
+        warnings.warn(DataWarning(
+            f"'ret' and 'close' disagree in {1 - agree_now:.0%} of stock-months (|ret - close/previous "
+            f"close + 1| > {RET_CLOSE_TOLERANCE}); ret is used. Is close unadjusted for dividends and "
+            f"splits, or ret of another month? ({source})"), stacklevel=4)
 
 
 def _complete_ret_close(ret, close):

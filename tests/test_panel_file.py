@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from feeds.daily import panel_from_daily
-from feeds.panel import PanelError, load_panel, save_panel
+from feeds.panel import DataWarning, PanelError, load_panel, save_panel
 from feeds.synthetic import make_market
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "cn_daily_subset.csv.gz"
@@ -169,3 +169,32 @@ def test_save_load_round_trip_of_a_daily_bars_panel(tmp_path, suffix):
     for name in ("factors", "ret", "close", "listed", "suspended", "limit_up", "limit_down"):
         np.testing.assert_array_equal(getattr(back, name), getattr(panel, name), err_msg=name)
     assert not back.has_industry
+
+
+def _with_close(months=30, seed=0) -> pd.DataFrame:
+    """A file with both ret and close, 8 stocks: ret is the return of the month ending at date."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2018-01-31", periods=months, freq="ME")
+    ret = rng.normal(0.0, 0.1, (months, 8))
+    close = 10.0 * np.cumprod(1.0 + ret, axis=0)
+    return pd.DataFrame([dict(date=d.strftime("%Y-%m-%d"), code=f"{i:06d}", ret=ret[t, i], close=close[t, i],
+                              bp=rng.normal()) for t, d in enumerate(dates) for i in range(8)])
+
+
+def test_forward_returns_beside_close_are_refused(tmp_path, recwarn):
+    frame = _with_close()
+    load_panel(write(tmp_path, frame, "csv"))  # ret of its own month: accepted, no warning
+    assert not [w for w in recwarn if "disagree" in str(w.message)]
+    # the common factor-table layout: next month's return on this month's row
+    frame["ret"] = frame.groupby("code")["ret"].shift(-1)
+    message = load_error(tmp_path, frame, "csv")
+    assert message.startswith("'ret' is next month's return: in 100% of stock-months")
+    assert "panel.csv" in message
+
+
+def test_ret_disagreeing_with_close_is_a_warning(tmp_path):
+    frame = _with_close()
+    frame["close"] = frame["close"].round(1) * np.where(frame.index % 3 == 0, 1.0, 0.5)  # not the ret's prices
+    with pytest.warns(DataWarning, match=r"'ret' and 'close' disagree in \d+% of stock-months"):
+        panel = load_panel(write(tmp_path, frame, "csv"))
+    np.testing.assert_allclose(panel.ret[1:], frame.pivot(index="date", columns="code", values="ret").to_numpy()[1:])
