@@ -120,6 +120,9 @@ def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     if dates["train_start"] + pd.offsets.MonthEnd(0) < first:
         raise ConfigError(f"train_start {dates['train_start'].date()} is before the data's first month "
                           f"{first:%Y-%m}", "dates.train_start")
+    if test_end < dates["test_end"] + pd.offsets.MonthEnd(0):
+        warnings.warn(DataWarning(f"dates.test_end {dates['test_end']:%Y-%m} is after the data's last month "
+                                  f"{last:%Y-%m}: the test ends there"), stacklevel=2)
     keep = int(panel.dates.searchsorted(test_end, "right"))
     cut = panel.take(rows=slice(0, keep))
     cut.validate(window=window)

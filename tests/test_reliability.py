@@ -278,6 +278,15 @@ def _empty_factor(frame):
     return frame
 
 
+def _forward_returns(frame):
+    frame["ret"] = frame.sort_values(["code", "date"]).groupby("code")["ret"].shift(-1)
+    return frame
+
+
+def _drop_month(frame):
+    return frame[frame["date"] != frame["date"].unique()[30]]
+
+
 def _stocks(n):
     def edit(frame):
         return frame[frame["code"].isin(sorted(frame["code"].unique())[:n])]
@@ -297,6 +306,8 @@ DATA_FILES = [  # (id, edit of the long frame, extra overrides, expected text)
     ("mcap-1e300", _set("mcap", 1e300), [], "an absurd market cap"),
     ("factor-column-all-nan", _empty_factor, [], "factor column 'blank' is entirely NaN"),
     ("listed-factor-all-nan", _empty_factor, ["data.factors=[bp, blank]"], "factor 'blank' is entirely NaN"),
+    ("forward-returns", _forward_returns, [], "'ret' is next month's return: in 100% of stock-months"),
+    ("month-missing", _drop_month, [], "no rows for 2012-07: a panel needs every month"),
     ("single-stock", _stocks(1), [], "too few stocks for cross-sectional preprocessing: 1 listed per month"),
     ("two-stocks", _stocks(2), [], "too few stocks for cross-sectional preprocessing: 2 listed per month"),
 ]
@@ -322,6 +333,14 @@ def test_a_rare_but_possible_return_is_a_warning_with_its_count(tmp_path, panel_
     _set("ret", 20.0)(panel_frame.copy()).to_csv(path, index=False)
     with pytest.warns(DataWarning, match=r"1 stock-month\(s\) with a return above \+1000%"):
         load_panel(path)
+
+
+def test_a_test_end_beyond_the_data_is_a_warning_naming_the_last_month(tmp_path, capsys):
+    code = cli("--config", SMOKE, "--output", tmp_path / "out", *TINY, "--set", "dates.test_end=2030-06-30",
+               "--set", f"output.cache_dir={tmp_path / 'cache'}")
+    assert code == 0
+    assert "dates.test_end 2030-06 is after the data's last month 2014-12: the test ends there" in \
+        capsys.readouterr().err
 
 
 # ============================================================== 4. tampered checkpoints
