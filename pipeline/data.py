@@ -108,6 +108,27 @@ def _check_breadth(panel: Panel, dates: dict) -> None:
                                   "terciles and baskets"), stacklevel=2)
 
 
+#: A factor missing in more than this share of the listed stock-months is mostly the fill value
+#: after preprocessing (the cross-sectional mean): worth a line, since a model cannot learn from it.
+SPARSE_FACTOR = 0.5
+
+
+def _check_coverage(panel: Panel, dates: dict) -> None:
+    start = dates["train_start"] + pd.offsets.MonthEnd(0)
+    months = panel.dates >= start
+    listed = panel.listed[months]
+    if not listed.any():
+        return
+    missing = np.isnan(panel.factors[months][listed]).mean(axis=0)
+    sparse = [(name, share) for name, share in zip(panel.factor_names, missing) if share > SPARSE_FACTOR]
+    if sparse:
+        sparse.sort(key=lambda item: -item[1])
+        named = ", ".join(f"{name} {share:.0%}" for name, share in sparse[:5]) + (", ..." if len(sparse) > 5 else "")
+        warnings.warn(DataWarning(f"{len(sparse)} factor(s) missing in more than {SPARSE_FACTOR:.0%} of the listed "
+                                  f"stock-months from {start:%Y-%m} ({named}): preprocessing fills their gaps with "
+                                  "the fill value (by default 0, the mean after z-scoring)"), stacklevel=2)
+
+
 def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     """Check the dates against the data and cut the panel at ``test_end``."""
     dates = config.timestamps
@@ -128,6 +149,7 @@ def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     cut.validate(window=window)
     cut.check_values(run.description)
     _check_breadth(cut, dates)
+    _check_coverage(cut, dates)
     run.panel = cut
     if run.oracle is not None:
         run.oracle = run.oracle[:keep]

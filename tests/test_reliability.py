@@ -9,6 +9,7 @@ The parametrised lists below are the catalogue; ``pytest tests/test_reliability.
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -341,6 +342,16 @@ def test_a_test_end_beyond_the_data_is_a_warning_naming_the_last_month(tmp_path,
     assert code == 0
     assert "dates.test_end 2030-06 is after the data's last month 2014-12: the test ends there" in \
         capsys.readouterr().err
+
+
+def test_a_mostly_missing_factor_is_a_warning_naming_its_share(tmp_path, capsys, panel_frame):
+    frame = panel_frame.copy()
+    frame.loc[frame.index % 10 < 7, "bp"] = np.nan  # 70% of the rows
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    assert tiny(tmp_path / "out", tmp_path / "cache", "--set", "data.source=panel", "--set", f"data.path={path}") == 0
+    assert re.search(r"1 factor\(s\) missing in more than 50% of the listed stock-months from 2011-01 \(bp 7\d%\)",
+                     capsys.readouterr().err)
 
 
 # ============================================================== 4. tampered checkpoints
