@@ -19,6 +19,8 @@ BASKET_CLASS = {"high": CLASSES.index("up"), "neutral": CLASSES.index("neutral")
                 "low": CLASSES.index("down")}
 SELECTIONS = ("class", "top_pct")
 BOOKS = ("high", "neutral", "low", "long_short")
+#: the baskets each book holds
+BOOK_BASKETS = {"high": ("high",), "neutral": ("neutral",), "low": ("low",), "long_short": ("high", "low")}
 WEIGHTINGS = ("equal",)
 
 
@@ -28,7 +30,8 @@ class StrategyParamError(UserError):
 
 class StrategyWarning(UserWarning):
     """A run that goes ahead but does less than asked: decisions starting later than
-    ``start``, no decision at all, or orders the broker rejected."""
+    ``start``, no decision at all, a basket the book holds left empty (cash) at some
+    decisions, or orders the broker rejected."""
 
 
 #: the largest ``gross`` of each book: the broker lends no cash, so a long-only book can

@@ -14,7 +14,7 @@ from feeds.panel import FLAG_COLUMNS, Panel, month_end
 from signals.labels import CLASSES
 from signals.predictions import prediction_frame
 
-from .baskets import (BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices, form_baskets,
+from .baskets import (BASKETS, BOOK_BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices, form_baskets,
                       plan_rebalance)
 from .commission import round_to_lot
 from .lean import bar_month_end
@@ -109,7 +109,8 @@ class LSTMTercileStrategy(bt.Strategy):
         :func:`feeds.add_panel_feeds`), else as soon as ``window`` months are streamed.
         A setting that gives no decision at all raises :class:`StrategyParamError` (panel
         feeds, at the start of the run); a first decision later than ``start``, a run without
-        decision and orders the broker rejected warn (:class:`StrategyWarning`)
+        decision, a basket of the book left empty at some decisions and orders the broker
+        rejected warn (:class:`StrategyWarning`)
       - ``last_decision`` (default: ``None``): last month-end to decide at; later month-ends
         (the one that realises the last decision's month) are valued and recorded without
         a prediction or a trade. ``None``: every month-end the feeds stream
@@ -273,12 +274,27 @@ class LSTMTercileStrategy(bt.Strategy):
                 f"month-end(s), the signal needs window={self.window}"
                 + (f", first decision month {self._first_decision.date()}" if self._first_decision is not None
                    else "")), stacklevel=2)
+        self._warn_empty_baskets()
         if self.rejected_orders:
             hint = (" With execution='next_open' an order sized at one close fills at the next bar's "
                     "price; leave headroom for a month's price moves with gross < 1." if self.p.execution == "next_open" else "")
             warnings.warn(StrategyWarning(
                 f"the broker rejected {self.rejected_orders} of {self.orders_sent} orders (Margin/Rejected: "
                 f"not enough cash); the book holds less than its target.{hint}"), stacklevel=2)
+
+    def _warn_empty_baskets(self):
+        # With selection='class' a basket is the stocks whose most probable class it is: a model
+        # that never predicts "neutral" leaves that book in cash, and its NAV looks like a result.
+        decided = [r for r in self.records if (r.tradable & np.isfinite(r.probs).all(axis=1)).any()]
+        sides = {"high": "the long side", "low": "the short side"} if self.p.book == "long_short" else {}
+        why = " (no stock had it as its most probable class)" if self.p.selection == "class" else ""
+        for name in BOOK_BASKETS[self.p.book]:
+            empty = [r.date for r in decided if not r.baskets[name].any()]
+            if empty:
+                warnings.warn(StrategyWarning(
+                    f"book '{self.p.book}': the '{name}' basket ({self.p.selection} selection) was empty at "
+                    f"{len(empty)} of {len(decided)} decisions, first {empty[0].date()}: "
+                    f"{sides.get(name, 'the book')} held cash then{why}"), stacklevel=2)
 
     # ---------------------------------------------------------------- clock
     def prenext(self):

@@ -1,5 +1,6 @@
 """The plugin inside ordinary Backtrader habits: optstrategy, Backtrader's own analyzers,
-settings that would make the strategy do nothing, feeds lacking a line, long/short gross."""
+settings that would make the strategy do nothing, a basket left empty, feeds lacking a line,
+long/short gross."""
 import math
 import warnings
 
@@ -12,6 +13,7 @@ from doubles import LinearSignal
 
 from feeds import add_panel_feeds
 from feeds.btfeed import pandas_feed_class, pandas_feeds
+from signals.labels import CLASSES
 from strategies import (AShareCommission, LSTMTercileStrategy, StrategyParamError, StrategyWarning, Turnover,
                         run_book)
 
@@ -169,6 +171,41 @@ def test_rejected_orders_warn_with_counts(panel, signal):
     with warnings.catch_warnings():
         warnings.simplefilter("error", StrategyWarning)
         assert cerebro.run()[0].rejected_orders == 0
+
+
+class Never(LinearSignal):
+    """A model that never makes class ``never`` the most probable one (the held-back real panel's
+    LSTM never did for "neutral")."""
+
+    def __init__(self, *args, never: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.never = never
+
+    def predict(self, history):
+        p = super().predict(history)
+        p[:, self.never] = 0.0
+        return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("never, book, basket, side", [
+    ("neutral", "neutral", "neutral", "the book"),
+    ("down", "long_short", "low", "the short side"),
+])
+def test_a_book_whose_basket_stays_empty_warns_with_the_count(panel, never, book, basket, side):
+    signal = Never(panel.factor_names, window=3, never=CLASSES.index(never))
+    cerebro = cerebro_with(signal, book=book)
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with pytest.warns(StrategyWarning, match=rf"book '{book}': the '{basket}' basket \(class selection\) was empty "
+                                             rf"at (\d+) of \1 decisions, first 2012-\d\d-\d\d: {side} held cash "
+                                             r"then \(no stock had it as its most probable class\)"):
+        strategy = cerebro.run()[0]
+    assert strategy.records and not any(r.baskets[basket].any() for r in strategy.records)
+    # the same model's high book: its basket is never empty, no warning
+    cerebro = cerebro_with(signal, book="high")
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StrategyWarning)
+        cerebro.run()
 
 
 # ------------------------------------------------------------------------- errors

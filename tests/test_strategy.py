@@ -112,6 +112,8 @@ def test_online_predictions_equal_predict_panel(panel, signal):
     assert online.index.get_level_values("date")[0] == pd.Timestamp(START) + pd.offsets.MonthEnd(0)
 
 
+# a 3-step model rarely makes "up" the most probable class: its high book is cash some months
+@pytest.mark.filterwarnings("ignore:book 'high'. the 'high' basket:UserWarning")
 def test_online_predictions_equal_predict_panel_of_a_trained_signal_model(panel):
     signals = pytest.importorskip("signals", reason="signals package not importable")
     if not hasattr(signals, "fit"):
