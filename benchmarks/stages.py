@@ -59,15 +59,16 @@ class CoreSampler:
             self.busy, self.idle = ((b - a) / tick for a, b in zip(self._first, last))
 
 
-def one_run(config: str, overrides: list[str], output: Path) -> dict:
-    """One main command in a fresh interpreter: its timings and what it cost the machine."""
+def one_run(config: str, overrides: list[str], output: Path, env: dict | None = None) -> dict:
+    """One main command in a fresh interpreter (``env``: variables to set for it): its timings
+    and what it cost the machine."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [sys.executable, str(ROOT / "run_backtest.py"), "--config", config, "--output", str(output), "--quiet"]
     for item in overrides:
         command += ["--set", item]
     started = time.perf_counter()
     with CoreSampler() as cores:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"error: the main command failed ({done.returncode}): {done.stderr.strip()[-500:]}")

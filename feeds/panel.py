@@ -434,7 +434,7 @@ class Panel:
         ret = dense(df["ret"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "ret" in df else None
         close = dense(df["close"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "close" in df else None
         if ret is not None and close is not None:
-            _check_ret_is_of_its_month(np.where(listed, ret, np.nan), np.where(listed, close, np.nan), dates, source)
+            _check_ret_is_of_its_month(np.where(listed, ret, np.nan), np.where(listed, close, np.nan), source)
         ret, close = _complete_ret_close(ret, close)
         ret, close = np.where(listed, ret, np.nan), np.where(listed, close, np.nan)
         industry, industries = None, []
@@ -465,7 +465,7 @@ class Panel:
 RET_CLOSE_TOLERANCE = 0.005
 
 
-def _check_ret_is_of_its_month(ret, close, dates, source):
+def _check_ret_is_of_its_month(ret, close, source):
     """Refuse forward returns, warn when a file's ``ret`` and ``close`` disagree.
 
     A factor table often stores next month's return beside the factors. Read as the return of

@@ -115,11 +115,11 @@ SPARSE_FACTOR = 0.5
 
 def _check_coverage(panel: Panel, dates: dict) -> None:
     start = dates["train_start"] + pd.offsets.MonthEnd(0)
-    months = panel.dates >= start
-    listed = panel.listed[months]
+    first = int(panel.dates.searchsorted(start))
+    listed = panel.listed[first:]
     if not listed.any():
         return
-    missing = np.isnan(panel.factors[months][listed]).mean(axis=0)
+    missing = (np.isnan(panel.factors[first:]) & listed[..., None]).sum(axis=(0, 1)) / listed.sum()
     sparse = [(name, share) for name, share in zip(panel.factor_names, missing) if share > SPARSE_FACTOR]
     if sparse:
         sparse.sort(key=lambda item: -item[1])
