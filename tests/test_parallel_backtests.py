@@ -10,7 +10,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import START
+from conftest import EMPTY_BASKETS, START
 
 from feeds import add_panel_feeds
 import pipeline.backtest as backtest_module
@@ -105,6 +105,7 @@ def test_books_are_served_from_the_offline_predictions(panel, signal, serial):
     pd.testing.assert_frame_equal(served["class"]["predictions"], offline)
 
 
+@pytest.mark.filterwarnings(EMPTY_BASKETS)  # empty by design, below
 def test_the_largest_books_go_to_the_workers_first(panel, signal, monkeypatch):
     # Every stock predicted 'up': the class high and long/short books hold every stock, the
     # class low and neutral ones none; top_pct's three baskets are one size (its high and

@@ -6,7 +6,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import START
+from conftest import EMPTY_BASKETS, START
 from doubles import LinearSignal
 
 from feeds import add_panel_feeds
@@ -113,7 +113,7 @@ def test_online_predictions_equal_predict_panel(panel, signal):
 
 
 # a 3-step model rarely makes "up" the most probable class: its high book is cash some months
-@pytest.mark.filterwarnings("ignore:book 'high'. the 'high' basket:UserWarning")
+@pytest.mark.filterwarnings(EMPTY_BASKETS)
 def test_online_predictions_equal_predict_panel_of_a_trained_signal_model(panel):
     signals = pytest.importorskip("signals", reason="signals package not importable")
     if not hasattr(signals, "fit"):

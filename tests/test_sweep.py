@@ -7,6 +7,7 @@ import signal
 import pandas as pd
 import pytest
 import yaml
+from conftest import EMPTY_BASKETS
 
 import pipeline.run  # noqa: F401 -- registers the signal's config sections
 import run_backtest
@@ -202,6 +203,7 @@ def test_cli_sweep_reports_a_failed_point_goes_on_and_resumes(tmp_path, capsys, 
 @pytest.mark.slow
 @pytest.mark.skipif(not ray_available(), reason="ray is not installed (pip install -e .[ray]); "
                                                 "the plain executor is tested without it")
+@pytest.mark.filterwarnings(EMPTY_BASKETS)  # a model of a few steps
 def test_a_sweep_on_local_ray_gives_the_plain_executors_points(tmp_path):
     from pipeline.executors import RayExecutor
 
