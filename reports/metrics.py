@@ -26,6 +26,7 @@ from scipy import stats
 
 from feeds.panel import Panel
 from signals import evaluate
+from strategies.baskets import BOOK_BASKETS
 
 from .inputs import (BASKETS, ReportError, cash_filled, json_safe, monthly_returns, predictions_on_panel,
                      require_columns)
@@ -254,7 +255,8 @@ def selection_metrics(baskets: pd.DataFrame, prediction: Mapping | None = None,
     dict
         The prediction keys, ``baskets.<name>`` (:func:`book_metrics`, against the
         universe), ``long_short`` (:func:`long_short` of high vs low) and
-        ``books.<name>`` (:func:`book_metrics` against the universe).
+        ``books.<name>`` (:func:`book_metrics` against the universe; ``n_empty_months``: the
+        months in which a basket the book holds was empty, so that part of it sat in cash).
     """
     require_columns(baskets, BASKETS, "baskets")
     universe = baskets["universe"]
@@ -263,9 +265,19 @@ def selection_metrics(baskets: pd.DataFrame, prediction: Mapping | None = None,
                                            None if name == "universe" else universe)
                         for name in BASKETS}
     block["long_short"] = long_short(baskets["high"], baskets["low"])
-    block["books"] = {str(name): book_metrics(monthly_returns(series, f"book {name}"), universe)
+    block["books"] = {str(name): _traded_book(monthly_returns(series, f"book {name}"), universe,
+                                              baskets, BOOK_BASKETS.get(str(name)))
                       for name, series in (books or {}).items()}
     return block
+
+
+def _traded_book(returns: pd.Series, universe: pd.Series, baskets: pd.DataFrame, held) -> dict:
+    """:func:`book_metrics` of a traded book, whose empty months are those of its baskets: its NAV
+    return is never NaN (a month in cash earns 0), so its own series would always say 0."""
+    out = book_metrics(returns, universe)
+    if held:
+        out["n_empty_months"] = int(baskets[list(held)].isna().any(axis=1).sum())
+    return out
 
 
 def metrics_document(baskets: Mapping[str, pd.DataFrame], prediction: Mapping | None = None, *,

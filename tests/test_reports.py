@@ -18,7 +18,7 @@ from reports import (ReportError, basket_nav_figure, book_metrics, build_figures
                      long_short_nav_figure, metrics_document, monthly_prediction_stats, nav, oos_accuracy_figure,
                      prediction_metrics, rank_ic_figure, save_figures, style_contribution_figure,
                      training_accuracy_figure, training_loss_figure, write_report, write_tearsheet)
-from reports.metrics import BOOK_KEYS, LONG_SHORT_KEYS
+from reports.metrics import BOOK_KEYS, LONG_SHORT_KEYS, selection_metrics
 from signals.evaluate import evaluate_predictions, monthly_evaluation
 from signals.labels import make_labels
 
@@ -181,6 +181,14 @@ def test_book_metrics_count_an_empty_basket_month_as_cash():
     assert out["annual_volatility"] == pytest.approx(filled.std(ddof=1) * math.sqrt(12))
     never = book_metrics(monthly([np.nan] * 12))
     assert never["n_empty_months"] == 12 and math.isnan(never["cum_return"])
+
+
+def test_a_traded_books_empty_months_are_those_of_its_baskets():
+    frame = basket_frame()  # neutral empty in month 3
+    frame.iloc[7, frame.columns.get_loc("low")] = np.nan
+    nav_returns = {name: frame["universe"].rename(name) for name in ("neutral", "high", "long_short")}
+    books = selection_metrics(frame, books=nav_returns)["books"]  # NAV returns: never NaN
+    assert {name: m["n_empty_months"] for name, m in books.items()} == {"neutral": 1, "high": 0, "long_short": 1}
 
 
 def test_nav_starts_at_one_the_month_before():
