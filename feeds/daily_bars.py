@@ -19,7 +19,7 @@ import pandas as pd
 from .grid import carry
 from .industry import assign_industries, load_industry_map
 from .panel import PanelError
-from .tables import numeric_column, read_table, table_kind, table_stem
+from .tables import boolean_column, numeric_column, read_table, table_kind, table_stem
 
 INDEX_CODES = ("sh.000001", "sh.000300")
 """Index codes of the shared real file: SSE Composite and CSI300 (benchmarks, not stocks)."""
@@ -243,18 +243,7 @@ def _parse_dates(values: pd.Series) -> pd.Series:
 
 
 def _parse_bool(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
-    values = df[col]
-    if pd.api.types.is_bool_dtype(values):
-        return values.fillna(False).to_numpy(bool)
-    text = values.astype("string").str.strip().str.lower()
-    truth = {"1": True, "1.0": True, "true": True, "t": True, "yes": True, "y": True,
-             "0": False, "0.0": False, "false": False, "f": False, "no": False, "n": False}
-    mapped = text.map(truth)
-    bad = (mapped.isna() & text.notna()).to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DailyBarsError(f"non-boolean value {values.iloc[i]!r} in column '{col}', {_where(df, i, source)}")
-    return mapped.fillna(False).to_numpy(bool)
+    return boolean_column(df[col], DailyBarsError, lambda i: f"in column '{col}', {_where(df, i, source)}")
 
 
 def _build(df: pd.DataFrame, industry_map, index_codes: Sequence[str], source: str) -> DailyBars:

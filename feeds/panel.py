@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .tables import numeric_column, read_table, table_kind
+from .tables import boolean_column, numeric_column, read_table, table_kind
 
 FLAG_COLUMNS = ("suspended", "limit_up", "limit_down", "is_st")
 #: Beyond this magnitude a factor, close or market cap is a unit or sentinel mistake, not data:
@@ -404,6 +404,10 @@ class Panel:
         for col in numeric_cols:
             place = f"in column '{col}', row "
             df[col] = numeric_column(df[col], PanelError, lambda i, place=place: f"{place}{i} ({source})")
+        for col in [c for c in ("listed", *FLAG_COLUMNS) if c in df.columns]:  # "N" is not True
+            place = f"in column '{col}', row "
+            df[col] = boolean_column(df[col], PanelError, lambda i, place=place: f"{place}{i} ({source})",
+                                     blank=col == "listed")  # a row of the file is a listed stock-month
         for col in factors:  # before the float32 cast turns 1e300 into inf with an overflow warning
             with np.errstate(invalid="ignore"):
                 values = df[col].to_numpy(np.float64, na_value=np.nan)
@@ -430,7 +434,7 @@ class Panel:
 
         fac = np.full((T, N, len(factors)), np.nan, dtype=np.float32)
         fac[ti, ni] = df[factors].to_numpy(dtype=np.float32, na_value=np.nan)
-        listed = dense(df["listed"].astype(bool).to_numpy() if "listed" in df.columns else True, False, bool)
+        listed = dense(df["listed"].to_numpy(bool) if "listed" in df.columns else True, False, bool)
         ret = dense(df["ret"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "ret" in df else None
         close = dense(df["close"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "close" in df else None
         if ret is not None and close is not None:
@@ -445,7 +449,7 @@ class Panel:
         flags = {}
         for flag in FLAG_COLUMNS:
             if flag in df.columns:
-                flags[flag] = dense(df[flag].fillna(False).astype(bool).to_numpy(), False, bool)
+                flags[flag] = dense(df[flag].to_numpy(bool), False, bool)
         mcap = dense(df["mcap"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "mcap" in df else None
         try:
             return cls(dates=dates, codes=codes, factors=fac, factor_names=factors, ret=ret, close=close,

@@ -80,3 +80,24 @@ def numeric_column(values: pd.Series, error: type[Exception], where: Callable[[i
         raise error(f"non-numeric value {values.iloc[i]!r} {where(i)}")
     return converted
 
+
+#: the spellings of a flag a file may use (case and surrounding blanks ignored)
+TRUTH = {"1": True, "1.0": True, "true": True, "t": True, "yes": True, "y": True, "是": True,
+         "0": False, "0.0": False, "false": False, "f": False, "no": False, "n": False, "否": False}
+
+
+def boolean_column(values: pd.Series, error: type[Exception], where: Callable[[int], str],
+                   blank: bool = False) -> np.ndarray:
+    """``values`` as a bool array, a blank as ``blank``; a value that is not one of :data:`TRUTH`'s
+    spellings raises ``error("non-boolean value <value> <where(row)>")`` (``astype(bool)``
+    would take any text, "N" and "否" included, for True)."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.fillna(blank).to_numpy(bool)
+    text = values.astype("string").str.strip().str.lower()
+    mapped = text.map(TRUTH)
+    bad = (mapped.isna() & text.notna()).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise error(f"non-boolean value {values.iloc[i]!r} {where(i)}")
+    return mapped.fillna(blank).to_numpy(bool)
+

@@ -77,6 +77,8 @@ def test_a_good_file_is_normalised_to_month_ends(tmp_path, fmt):
     (lambda f: f, {"styles": {"value": ["bp", "book"]}}, "style 'value' names unknown factor 'book'"),
     (lambda f: f, {"styles": {"value": ["bp"], "other": ["bp"]}}, "factor 'bp' is in both style 'value' and 'other'"),
     (lambda f: f.drop(columns=["bp", "mom"]), {}, "no factor columns"),
+    (lambda f: f.assign(suspended=f["suspended"].astype(str).where(f.index != 6, "maybe")), {},
+     "non-boolean value 'maybe' in column 'suspended', row 6"),
     # a month absent from the file: its neighbours' rows would sit next to each other
     (lambda f: f[~f["date"].str.startswith("2020-03")], {}, "no rows for 2020-03: a panel needs every month"),
     (lambda f: f[~f["date"].str[:7].isin(["2020-03", "2020-04"])], {}, "no rows for 2020-03..2020-04"),
@@ -136,6 +138,16 @@ def test_unparseable_date_is_one_line_naming_the_row(tmp_path, fmt):
     message = load_error(tmp_path, frame, fmt)
     assert "column 'date' has an unparseable value" in message
     assert "'2020-13-45'" in message and "row 4" in message
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("yes, no", [("Y", "N"), ("是", "否"), ("true", "False"), (1, 0)])
+def test_flags_spelled_as_text_are_read_as_they_say(tmp_path, fmt, yes, no):
+    frame = user_frame()  # astype(bool) took any text, "N" included, for True
+    frame["suspended"] = np.where(frame["suspended"], yes, no)
+    frame["listed"] = yes
+    panel = load_panel(write(tmp_path, frame, fmt))
+    assert panel.suspended.sum() == 1 and panel.suspended[2, 1] and panel.listed.all()
 
 
 def test_text_columns_are_not_factors(tmp_path):
