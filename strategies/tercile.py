@@ -224,7 +224,30 @@ class LSTMTercileStrategy(bt.Strategy):
 
     def start(self):
         self.broker.set_coc(self.p.execution == "close")
+        self._check_broker()
         self._check_streamed_months()
+
+    def _check_broker(self):
+        """Refuse broker slippage on panel feeds; warn when other strategies share the broker."""
+        broker = self.broker.p
+        slipped = bool(getattr(broker, "slip_perc", 0.0) or getattr(broker, "slip_fixed", 0.0))
+        if slipped and any(isinstance(d, PanelFeed) for d in self.stocks):
+            # Backtrader caps a slipped price at the bar's high and low; a month-end snapshot's
+            # are its close, and a coc fill is capped by the NEXT bar's: wrong either way.
+            raise StrategyParamError(
+                "broker slippage (set_slippage_perc / set_slippage_fixed) cannot work on panel feeds: "
+                "Backtrader caps a slipped price at the bar's high and low, which a month-end snapshot "
+                "sets to its close, so with execution='close' a fill is capped by the next month's close "
+                "and with 'next_open' the slippage is clipped to nothing; put trading costs in the "
+                "commission instead (strategies.AShareCommission)")
+        others = [s for s in getattr(self.env, "runningstrats", []) if s is not self]
+        if others:
+            warnings.warn(StrategyWarning(
+                f"{len(others)} other strateg{'y' if len(others) == 1 else 'ies'} share this Cerebro's broker "
+                f"({', '.join(sorted({type(s).__name__ for s in others}))}): LSTMTercileStrategy trades the "
+                "whole broker value to its book, so strategies that trade sell each other's positions. Run "
+                "one book per Cerebro (strategies.run_book) or several settings with cerebro.optstrategy"),
+                stacklevel=2)
 
     def _check_streamed_months(self):
         """Fail before the run when the panel feeds cannot give one decision; warn when the

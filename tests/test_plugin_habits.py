@@ -208,6 +208,30 @@ def test_a_book_whose_basket_stays_empty_warns_with_the_count(panel, never, book
         cerebro.run()
 
 
+@pytest.mark.parametrize("execution", ["close", "next_open"])
+@pytest.mark.parametrize("slippage", ["set_slippage_perc", "set_slippage_fixed"])
+def test_broker_slippage_on_panel_feeds_is_refused(panel, signal, execution, slippage):
+    # before: slippage raised a close book's final value (fills capped by the next month's
+    # close) and left a next_open book's unchanged (clipped to the bar, whose open is its close)
+    cerebro = cerebro_with(signal, execution=execution)
+    getattr(cerebro.broker, slippage)(0.01)
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with pytest.raises(StrategyParamError, match=r"broker slippage .* cannot work on panel feeds: .* "
+                                                 r"put trading costs in the commission"):
+        cerebro.run()
+
+
+@pytest.mark.filterwarnings("ignore:the broker rejected")  # the two books fight over the cash
+def test_a_second_strategy_on_the_broker_warns(panel, signal):
+    # before: a high and a low book in one Cerebro ended at the same value (each sold the
+    # other's positions), with only a "rejected orders" warning pointing elsewhere
+    cerebro = cerebro_with(signal, book="high")
+    cerebro.addstrategy(LSTMTercileStrategy, signal=signal, book="low")
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with pytest.warns(StrategyWarning, match=r"1 other strategy share this Cerebro's broker \(LSTMTercileStrategy\)"):
+        cerebro.run()
+
+
 # ------------------------------------------------------------------------- errors
 def test_a_feed_missing_one_factor_line_names_it(panel, signal):
     names = [f for f in panel.factor_names if f != "mom_12_1"]
