@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from feeds.crosssection import rank_ic
 from feeds.panel import DataWarning, Panel, PanelError, load_panel
 from feeds.synthetic import make_market
 
@@ -129,6 +130,34 @@ def _check_coverage(panel: Panel, dates: dict) -> None:
                                   "the fill value (by default 0, the mean after z-scoring)"), stacklevel=2)
 
 
+#: No real factor ranks next month's returns this well on average (a good one: 0.05-0.15; the
+#: synthetic market's oracle, which knows every expected return: 0.13). Above it, the column
+#: knows the future: a forward return or a label left among the factors.
+PRESCIENT_IC, PRESCIENT_MONTHS = 0.3, 12
+
+
+def _check_prescience(panel: Panel, dates: dict) -> None:
+    """Warn about factors whose mean rank IC with the next month's return over the training window
+    is beyond any real factor's (on up to PRESCIENT_MONTHS months spread over it: enough to see it)."""
+    rows = np.flatnonzero((panel.dates >= dates["train_start"] + pd.offsets.MonthEnd(0))
+                          & (panel.dates < dates["train_end"] + pd.offsets.MonthEnd(0)))
+    rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), PRESCIENT_MONTHS)).astype(int))] \
+        if len(rows) else rows
+    if not len(rows):
+        return
+    future = np.where(panel.listed[rows + 1], panel.ret[rows + 1], np.nan)
+    prescient = []
+    for f, name in enumerate(panel.factor_names):
+        ic = rank_ic(panel.factors[rows, :, f], future, panel.dates[rows]).mean()
+        if abs(ic) > PRESCIENT_IC:
+            prescient.append(f"{name} {ic:+.2f}")
+    if prescient:
+        warnings.warn(DataWarning(
+            f"factor(s) with a mean rank IC beyond ±{PRESCIENT_IC} against the NEXT month's return over the "
+            f"training window: {', '.join(prescient)}. No real factor ranks the future this well: is it a "
+            "forward return or a label? (A factor at date t may only use data up to t.)"), stacklevel=2)
+
+
 def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     """Check the dates against the data and cut the panel at ``test_end``."""
     dates = config.timestamps
@@ -150,6 +179,7 @@ def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     cut.check_values(run.description)
     _check_breadth(cut, dates)
     _check_coverage(cut, dates)
+    _check_prescience(cut, dates)
     run.panel = cut
     if run.oracle is not None:
         run.oracle = run.oracle[:keep]

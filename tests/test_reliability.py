@@ -354,6 +354,16 @@ def test_a_mostly_missing_factor_is_a_warning_naming_its_share(tmp_path, capsys,
                      capsys.readouterr().err)
 
 
+def test_a_factor_that_knows_the_next_month_is_a_warning_naming_it(tmp_path, capsys, panel_frame):
+    frame = panel_frame.sort_values(["code", "date"]).copy()
+    frame["next_ret"] = frame.groupby("code")["ret"].shift(-1)  # the label, left among the factors
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    assert tiny(tmp_path / "out", tmp_path / "cache", "--set", "data.source=panel", "--set", f"data.path={path}") == 0
+    assert re.search(r"mean rank IC beyond ±0.3 against the NEXT month's return over the training window: "
+                     r"next_ret \+1\.00\. No real factor", capsys.readouterr().err)
+
+
 # ============================================================== 4. tampered checkpoints
 def _tensor_bytes(path: Path):
     """(offset, size) of the largest tensor's raw bytes inside a torch zip checkpoint."""
