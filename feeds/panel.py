@@ -423,6 +423,7 @@ class Panel:
         df = df.sort_values(["date", "code"], kind="stable")
         dates = pd.DatetimeIndex(df["date"].unique())
         codes = pd.Index(sorted(df["code"].unique()), dtype=object)
+        _check_codes_are_distinct(codes, source)
         ti = dates.get_indexer(df["date"])
         ni = codes.get_indexer(df["code"])
         T, N = len(dates), len(codes)
@@ -462,6 +463,21 @@ class Panel:
         span = f"{self.dates[0]:%Y-%m}..{self.dates[-1]:%Y-%m}" if self.T else "empty"
         return (f"Panel({self.T} months {span}, {self.N} codes, {self.F} factors, "
                 f"{len(self.styles)} styles, {int(self.listed.sum())} listed stock-months)")
+
+
+def _check_codes_are_distinct(codes: pd.Index, source: str) -> None:
+    """Refuse two codes that differ only by case, blanks or leading zeros: one stock split in two
+    (a spreadsheet that read "000123" as the number 123 for some rows), each half with a gap."""
+    key = pd.Series(codes, dtype="string").str.strip().str.upper()
+    digits = key.str.fullmatch(r"\d+").fillna(False)
+    key = key.where(~digits, key.str.lstrip("0").replace("", "0"))
+    twins = key.duplicated(keep=False).to_numpy()
+    if twins.any():
+        first = key[twins].iloc[0]
+        pair = [codes[i] for i in np.flatnonzero(twins & (key == first).to_numpy())]
+        raise PanelError(f"codes {' and '.join(repr(c) for c in pair)} differ only by case, blanks or leading "
+                         f"zeros: one stock under two codes? (a code column read as numbers loses its "
+                         f"leading zeros; keep codes as text) ({source})")
 
 
 #: |ret − close_t / close_{t−1} + 1| within which a file's ret "agrees" with its close: prices

@@ -79,6 +79,11 @@ def test_a_good_file_is_normalised_to_month_ends(tmp_path, fmt):
     (lambda f: f.drop(columns=["bp", "mom"]), {}, "no factor columns"),
     (lambda f: f.assign(suspended=f["suspended"].astype(str).where(f.index != 6, "maybe")), {},
      "non-boolean value 'maybe' in column 'suspended', row 6"),
+    # one stock under two codes: a spreadsheet read some rows' "000001" as the number 1
+    (lambda f: f.assign(code=f["code"].where(f.index != 4, "1")), {},
+     "codes '000001' and '1' differ only by case, blanks or leading zeros"),
+    (lambda f: f.assign(code=f["code"].where(f.index != 4, " 000001")), {},
+     "codes ' 000001' and '000001' differ only by case, blanks or leading zeros"),
     # a month absent from the file: its neighbours' rows would sit next to each other
     (lambda f: f[~f["date"].str.startswith("2020-03")], {}, "no rows for 2020-03: a panel needs every month"),
     (lambda f: f[~f["date"].str[:7].isin(["2020-03", "2020-04"])], {}, "no rows for 2020-03..2020-04"),
