@@ -13,6 +13,7 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -262,6 +263,7 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"the config must be a mapping of sections, got {type(raw).__name__}", source)
     raw = dict(raw)
+    given = {name: set(value) for name, value in raw.items() if isinstance(value, dict)}
     known = {f.name for f in dataclasses.fields(RunConfig) if f.init} | set(_SECTIONS)
     for key in raw:
         if key not in known:
@@ -281,7 +283,33 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
         _check_synthetic(config)
     except ConfigError as exc:
         raise exc.located(source) from None
+    _warn_ignored(config, given, source)
     return config
+
+
+class ConfigWarning(UserWarning):
+    """A setting the run accepts but that changes nothing (another setting turns it off)."""
+
+
+#: (section, key, is the key ignored given its section, why): keys a config may set to no effect
+IGNORED = (
+    ("train", "val_months", lambda t: t.validation != "time", "train.validation is not 'time'"),
+    ("train", "purge_months", lambda t: t.validation != "time", "train.validation is not 'time'"),
+    ("train", "val_fraction", lambda t: t.validation != "random", "train.validation is not 'random'"),
+    ("train", "min_delta", lambda t: t.patience is None and not (
+        t.select == "rank_ic" if t.restore_best is None else t.restore_best),
+     "neither train.patience nor a best-state restore is on"),
+    ("labels", "up", lambda labels: labels.kind == "tercile", "labels.kind is 'tercile'"),
+    ("labels", "down", lambda labels: labels.kind == "tercile", "labels.kind is 'tercile'"),
+    ("walk_forward", "scheme", lambda w: w.retrain_every is None, "walk_forward.retrain_every is not set"),
+)
+
+
+def _warn_ignored(config: RunConfig, given: dict[str, set], source: str) -> None:
+    # Such a key still enters the model's cache key: a run that "tries" it retrains for nothing.
+    for section, key, ignored, why in IGNORED:
+        if key in given.get(section, ()) and section in config.sections and ignored(config.sections[section]):
+            warnings.warn(ConfigWarning(f"{section}.{key} has no effect: {why} ({source})"), stacklevel=3)
 
 
 # A run name becomes a directory under the output root: a plain name, never a path.

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from pipeline.config import ConfigError, apply_overrides, build_config, dump_config, load_config
+import pipeline.run  # noqa: F401 -- registers the signal's config sections
+from pipeline.config import ConfigError, ConfigWarning, apply_overrides, build_config, dump_config, load_config
 from pipeline.output import MARKER, RunDirectory, fingerprint, write_atomic
 
 
@@ -43,6 +44,31 @@ def test_defaults_are_the_study_protocol():
 def test_each_problem_is_one_line_naming_where(raw, message):
     text = error_of(raw)
     assert message in text and "\n" not in text
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"train": {"val_months": 3}}, "train.val_months has no effect: train.validation is not 'time'"),
+    ({"train": {"validation": "time", "val_fraction": 0.2}},
+     "train.val_fraction has no effect: train.validation is not 'random'"),
+    ({"train": {"min_delta": 0.1}}, "train.min_delta has no effect: neither train.patience nor a best-state"),
+    ({"labels": {"kind": "tercile", "down": -0.05}}, "labels.down has no effect: labels.kind is 'tercile'"),
+    ({"walk_forward": {"scheme": "rolling"}}, "walk_forward.scheme has no effect: walk_forward.retrain_every"),
+])
+def test_a_key_that_another_setting_turns_off_is_a_warning(raw, message):
+    with pytest.warns(ConfigWarning, match=message):
+        build_config(raw, "my.yaml")
+
+
+@pytest.mark.parametrize("raw", [
+    {"train": {"validation": "time", "val_months": 6, "purge_months": 5}},
+    {"train": {"select": "rank_ic", "min_delta": 0.01}},  # the best state is restored: it matters
+    {"train": {"patience": 3, "min_delta": 0.01}},
+    {"labels": {"kind": "fixed", "up": 0.05}},
+    {"walk_forward": {"retrain_every": 12, "scheme": "rolling"}},
+])
+def test_keys_that_take_effect_do_not_warn(raw, recwarn):
+    build_config(raw, "my.yaml")
+    assert not [w for w in recwarn if issubclass(w.category, ConfigWarning)]
 
 
 def test_yaml_dates_and_numbers_are_accepted(tmp_path):
