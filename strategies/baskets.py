@@ -31,7 +31,8 @@ class StrategyParamError(UserError):
 class StrategyWarning(UserWarning):
     """A run that goes ahead but does less than asked: decisions starting later than
     ``start``, no decision at all, a basket the book holds left empty (cash) at some
-    decisions, or orders the broker rejected."""
+    decisions, board lots leaving much of the book in cash, orders the broker rejected, or
+    other strategies trading the same broker."""
 
 
 #: the largest ``gross`` of each book: the broker lends no cash, so a long-only book can

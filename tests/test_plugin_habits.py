@@ -232,6 +232,21 @@ def test_a_second_strategy_on_the_broker_warns(panel, signal):
         cerebro.run()
 
 
+def test_board_lots_that_leave_much_of_the_book_in_cash_warn(panel, signal):
+    cerebro = cerebro_with(signal)
+    cerebro.broker.setcash(2e4)  # some 1,000 yuan a stock: a lot (about 600 yuan) is a large part of it
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with pytest.warns(StrategyWarning, match=r"book 'high': rounding to board lots of 100 shares left on average "
+                                             r"\d+% of the broker value out of the book"):
+        strategy = cerebro.run()[0]
+    assert np.mean(strategy.lot_shortfall) > 0.05
+    cerebro = cerebro_with(signal, lot=0)  # fractional shares: nothing left out
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StrategyWarning)
+        assert max(cerebro.run()[0].lot_shortfall) < 1e-9
+
+
 # ------------------------------------------------------------------------- errors
 def test_a_feed_missing_one_factor_line_names_it(panel, signal):
     names = [f for f in panel.factor_names if f != "mom_12_1"]
