@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .daily_limits import exchange_key
 from .grid import carry
 from .industry import assign_industries, load_industry_map
 from .panel import PanelError
@@ -250,7 +251,11 @@ def _build(df: pd.DataFrame, industry_map, index_codes: Sequence[str], source: s
     """Lay a validated long frame on the dense [days, stocks] grid."""
     dates = pd.DatetimeIndex(np.sort(df["date"].unique()))
     index_codes = [str(c) for c in index_codes]
-    is_index = df["code"].isin(index_codes).to_numpy()
+    # an index may be spelled the file's way (000300.SH for sh.000300): it is kept under the
+    # given spelling, so that data.benchmark names it whatever the file's source
+    given = {exchange_key(c): c for c in index_codes}
+    canonical = {code: given[exchange_key(code)] for code in df["code"].unique() if exchange_key(code) in given}
+    is_index = df["code"].isin(list(canonical)).to_numpy()
     stocks = df.loc[~is_index]
     if stocks.empty:
         raise DailyBarsError(f"no stock rows in {source} (only index codes {sorted(set(df['code']))})")
@@ -290,7 +295,7 @@ def _build(df: pd.DataFrame, industry_map, index_codes: Sequence[str], source: s
     else:
         industry_source = "absent"
 
-    idx = df.loc[is_index]
+    idx = df.loc[is_index].assign(code=lambda f: f["code"].map(canonical))
     present = [c for c in index_codes if c in set(idx["code"])]
     index_close = pd.DataFrame(np.nan, index=dates, columns=present)
     for code in present:

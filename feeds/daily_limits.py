@@ -45,6 +45,16 @@ def board_of(codes: Sequence[str]) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+def exchange_key(code) -> str:
+    """``sh000300`` for ``sh.000300``, ``000300.SH``, ``SH000300`` or ``sh000300``: one spelling
+    per listing (a bare ``000300`` stays ``000300``: without its exchange, 000001 is both the
+    SSE Composite and Ping An Bank)."""
+    text = str(code).strip().lower()
+    digits = re.search(r"\d{6}", text)
+    exchange = re.search(r"sh|sz|bj", re.sub(r"\d", "", text))
+    return (exchange.group(0) if exchange else "") + (digits.group(0) if digits else text)
+
+
 def price_limit(codes: Sequence[str], dates: pd.DatetimeIndex, is_st: np.ndarray | None = None
                 ) -> np.ndarray:
     """Daily price limit (fraction of the previous close) per day and code, NaN without a limit.

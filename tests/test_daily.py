@@ -8,6 +8,7 @@ import pytest
 
 from feeds.daily import (DailyBars, DailyBarsError, adjust, bars_from_frame, board_of, load_daily_bars,
                          panel_from_daily, price_limit, to_monthly)
+from feeds.daily_limits import exchange_key
 from feeds.industry import IndustryMapError, load_industry_map
 from feeds.panel import Panel, PanelError
 
@@ -465,3 +466,17 @@ def test_shared_real_file():
     assert np.sum(panel.ret[panel.listed & np.isfinite(panel.ret)] < -0.5) <= 10
     assert set(report.benchmarks.columns) == {"sh.000001", "sh.000300"}
     assert len(report.factors) == 20
+
+
+def test_index_codes_are_recognised_in_the_files_spelling():
+    # Wind / Tushare spell the indices 000300.SH; matched on sh.000300 alone they became two
+    # "stocks" of the universe and the run had no benchmark
+    frame = pd.read_csv(FIXTURE, dtype={"code": str})
+    wind = frame["code"].str.replace(r"^(s[hz])\.(\d{6})$", lambda m: f"{m[2]}.{m[1].upper()}", regex=True)
+    panel, report = panel_from_daily(frame.assign(code=wind))
+    assert "000300.SH" not in panel.codes and "000001.SH" not in panel.codes and panel.N == 5
+    assert list(report.benchmarks.columns) == ["sh.000001", "sh.000300"]
+    base, base_report = panel_from_daily(frame)
+    pd.testing.assert_series_equal(report.benchmark("sh.000300"), base_report.benchmark("sh.000300"))
+    # a stock of the same digits on the other exchange stays a stock (Ping An Bank is 000001.SZ)
+    assert exchange_key("000001.SZ") != exchange_key("sh.000001") == exchange_key("000001.SH")
