@@ -9,6 +9,7 @@ codes (the benchmarks) are kept apart from the stocks.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +20,7 @@ import pandas as pd
 from .daily_limits import exchange_key
 from .grid import carry
 from .industry import assign_industries, load_industry_map
-from .panel import PanelError
+from .panel import DataWarning, PanelError
 from .tables import boolean_column, numeric_column, read_table, table_kind, table_stem
 
 INDEX_CODES = ("sh.000001", "sh.000300")
@@ -247,8 +248,32 @@ def _parse_bool(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
     return boolean_column(df[col], DailyBarsError, lambda i: f"in column '{col}', {_where(df, i, source)}")
 
 
+#: a day with bars of fewer than this share of the codes that trade around it (the median over
+#: STRAY_SPAN days, when that is at least STRAY_MIN codes: a small file cannot tell) is not a
+#: market day: one stray weekend row would otherwise become its month's last day and leave every
+#: other stock "suspended" at that month-end
+STRAY_SHARE, STRAY_SPAN, STRAY_MIN = 0.5, 21, 20
+
+
+def _calendar(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The rows of market days: those of days with bars of few codes are left out, with a warning."""
+    counts = df.groupby("date").size()
+    usual = counts.rolling(STRAY_SPAN, center=True, min_periods=1).median()
+    stray = (counts < STRAY_SHARE * usual) & (usual >= STRAY_MIN)
+    if not stray.any():
+        return df
+    days = counts.index[stray.to_numpy()]
+    drop = df["date"].isin(days).to_numpy()
+    warnings.warn(DataWarning(
+        f"{int(drop.sum())} row(s) on {len(days)} day(s) when few codes have bars (first {days[0].date()}: "
+        f"{int(counts[days[0]])} against about {int(usual[days[0]])}) left out as not market days: such a row "
+        f"would become its month's last day ({source})"), stacklevel=4)
+    return df.loc[~drop]
+
+
 def _build(df: pd.DataFrame, industry_map, index_codes: Sequence[str], source: str) -> DailyBars:
     """Lay a validated long frame on the dense [days, stocks] grid."""
+    df = _calendar(df, source)
     dates = pd.DatetimeIndex(np.sort(df["date"].unique()))
     index_codes = [str(c) for c in index_codes]
     # an index may be spelled the file's way (000300.SH for sh.000300): it is kept under the

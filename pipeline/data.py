@@ -109,6 +109,11 @@ def _check_breadth(panel: Panel, dates: dict) -> None:
                                   "terciles and baskets"), stacklevel=2)
 
 
+#: Calendar days between daily bars' last day and its month's end beyond which that month is
+#: partial (holidays end a month's trading a few days early at most).
+PARTIAL_MONTH_DAYS = 7
+
+
 #: A factor missing in more than this share of the listed stock-months is mostly the fill value
 #: after preprocessing (the cross-sectional mean): worth a line, since a model cannot learn from it.
 SPARSE_FACTOR = 0.5
@@ -173,6 +178,11 @@ def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     if test_end < dates["test_end"] + pd.offsets.MonthEnd(0):
         warnings.warn(DataWarning(f"dates.test_end {dates['test_end']:%Y-%m} is after the data's last month "
                                   f"{last:%Y-%m}: the test ends there"), stacklevel=2)
+    last_day = pd.Timestamp(run.report.get("last_day") or last)
+    if (last_day + pd.offsets.MonthEnd(0) - last_day).days > PARTIAL_MONTH_DAYS and test_end >= last:
+        warnings.warn(DataWarning(f"the daily bars end on {last_day.date()}: the test's last month, {last:%Y-%m}, "
+                                  f"is partial (its return covers the days to {last_day.date()} only); end the "
+                                  f"test before it with dates.test_end"), stacklevel=2)
     keep = int(panel.dates.searchsorted(test_end, "right"))
     cut = panel.take(rows=slice(0, keep))
     cut.validate(window=window)

@@ -10,7 +10,7 @@ from feeds.daily import (DailyBars, DailyBarsError, adjust, bars_from_frame, boa
                          panel_from_daily, price_limit, to_monthly)
 from feeds.daily_limits import exchange_key
 from feeds.industry import IndustryMapError, load_industry_map
-from feeds.panel import Panel, PanelError
+from feeds.panel import DataWarning, Panel, PanelError
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "cn_daily_subset.csv.gz"
@@ -480,3 +480,18 @@ def test_index_codes_are_recognised_in_the_files_spelling():
     pd.testing.assert_series_equal(report.benchmark("sh.000300"), base_report.benchmark("sh.000300"))
     # a stock of the same digits on the other exchange stays a stock (Ping An Bank is 000001.SZ)
     assert exchange_key("000001.SZ") != exchange_key("sh.000001") == exchange_key("000001.SH")
+
+
+def test_a_stray_row_on_a_day_off_is_left_out_with_a_warning():
+    # one row on a Saturday month-end: kept, it became February's last day, and every other
+    # stock was "suspended" at that month-end
+    dates = pd.bdate_range("2015-01-05", "2015-03-31")
+    rng = np.random.default_rng(1)
+    closes = {f"sh.6000{i:02d}": 10 * np.cumprod(1 + rng.normal(0, 0.01, len(dates))) for i in range(24)}
+    frame = bars_frame(closes, dates)
+    stray = frame[(frame["code"] == "sh.600000") & (frame["date"] == "2015-02-27")].assign(date=pd.Timestamp("2015-02-28"))
+    with pytest.warns(DataWarning, match=r"1 row\(s\) on 1 day\(s\) when few codes have bars \(first 2015-02-28: 1 "
+                                         r"against about 24\) left out as not market days"):
+        bars = bars_from_frame(pd.concat([frame, stray], ignore_index=True))
+    assert pd.Timestamp("2015-02-28") not in bars.dates
+    pd.testing.assert_index_equal(bars.dates, bars_from_frame(frame).dates)

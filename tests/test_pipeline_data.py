@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import run_backtest
@@ -34,12 +35,29 @@ def test_real_config_on_the_fixture_subset_runs_with_the_index_benchmark(tmp_pat
         "--set", "model.hidden=16", "--set", "train.steps=5", "--set", "train.batch_size=64",
         "--set", "backtest.books=[high, long_short]", "--set", "backtest.selections=[top_pct]",
         "--set", "backtest.lot=0"])
-    assert code == 0, capsys.readouterr().err
-    assert "falls back to the whole market" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "falls back to the whole market" in err and "partial" not in err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["source"] == "daily" and metrics["data"]["adjustment"]["n_ex_rights_days"] > 0
     assert metrics["oracle"]["ic_efficiency"] is None
     assert (out / "tearsheet_top_pct_high.html").exists()
+
+
+def test_bars_that_stop_mid_month_in_the_test_warn_that_its_last_month_is_partial(tmp_path, capsys):
+    bars = pd.read_csv(FIXTURE, dtype={"code": str})
+    cut = tmp_path / "cut.csv.gz"
+    bars[bars["date"] <= "2017-04-12"].to_csv(cut, index=False)  # the study's test ends 2017-04
+    code = run_backtest.main([
+        "--config", REAL, "--output", str(tmp_path / "run"), "--quiet", "--set", f"data.path={cut}",
+        "--set", f"output.cache_dir={tmp_path / 'cache'}", "--set", "window.window=12",
+        "--set", "model.hidden=8", "--set", "train.steps=2", "--set", "train.batch_size=64",
+        "--set", "backtest.books=[long_short]", "--set", "backtest.selections=[top_pct]",
+        "--set", "output.tearsheets=false"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert ("the daily bars end on 2017-04-12: the test's last month, 2017-04, is partial (its return covers "
+            "the days to 2017-04-12 only)") in err
 
 
 def test_real_config_names_a_missing_file(tmp_path, capsys):
