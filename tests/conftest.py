@@ -22,6 +22,8 @@ START = "2012-06"  # first decision month of the plugin tests' backtests
 #: a filterwarnings mark for runs whose baskets are empty by design (doctored predictions, a model
 #: of a few steps): the strategy's StrategyWarning that says so
 EMPTY_BASKETS = r"ignore:book '\w+'. the '\w+' basket:UserWarning"
+#: ... and for runs with too little cash for their baskets' board lots (a few thousand yuan a stock)
+FEW_LOTS = r"ignore:book '\w+'. rounding to board lots:UserWarning"
 
 
 @pytest.fixture(scope="module")

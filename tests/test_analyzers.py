@@ -5,7 +5,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import START
+from conftest import FEW_LOTS, START
 
 from feeds import add_panel_feeds, make_market
 from feeds.btfeed import tradable_close
@@ -83,6 +83,7 @@ def test_turnover_matches_the_transactions(panel, signal):
     assert turnover.index[-1] < strategy.records[-1].date
 
 
+@pytest.mark.filterwarnings(FEW_LOTS)
 @pytest.mark.parametrize("labels", [None, LabelConfig(kind="tercile")])
 def test_prediction_log_scores_each_month_as_the_offline_evaluation_does(panel, signal, labels):
     cerebro = bt.Cerebro(stdstats=False)

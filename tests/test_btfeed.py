@@ -6,6 +6,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FEW_LOTS
 from doubles import LinearSignal
 
 from feeds import PanelError, add_panel_feeds, make_market
@@ -227,6 +228,7 @@ def test_history_months_are_handed_over_not_streamed(panel):
     assert history_snapshots(feeds, bt.date2num(datetime.datetime(2012, 7, 31)), FACTORS) == ([], [])
 
 
+@pytest.mark.filterwarnings(FEW_LOTS)
 def test_a_stock_listed_only_in_the_history_has_no_feed_but_stays_in_the_history(panel):
     last = panel.T - 1 - np.argmax(panel.listed[::-1], axis=0)  # last listed row of each stock
     delisted = np.flatnonzero((last >= 3) & (last < panel.T - 2) & panel.listed.any(axis=0))
@@ -271,6 +273,7 @@ def test_non_ascii_factor_names_get_distinct_identifier_lines():
         factor_line_names(["ROE", "ＲＯＥ"])
 
 
+@pytest.mark.filterwarnings(FEW_LOTS)
 def test_non_ascii_factor_names_work_end_to_end(panel):
     chinese = ["市盈率", "市净率", "换手率"] + [f"因子{k}" for k in range(panel.F - 3)]
     renamed = dataclasses.replace(panel, factor_names=chinese,
