@@ -27,17 +27,22 @@ def test_no_industry_falls_back_to_the_whole_market_with_a_warning():
     assert not np.allclose(values[listed], preprocess_panel(panel, PreprocessConfig())[listed], atol=1e-3)
 
 
-def test_real_config_on_the_fixture_subset_runs_with_the_index_benchmark(tmp_path, capsys):
-    out = tmp_path / "run"
-    code = run_backtest.main([
-        "--config", REAL, "--output", str(out), "--quiet", "--set", f"data.path={FIXTURE}",
-        "--set", f"output.cache_dir={tmp_path / 'cache'}", "--set", "window.window=12",
-        "--set", "model.hidden=16", "--set", "train.steps=5", "--set", "train.batch_size=64",
-        "--set", "backtest.books=[high, long_short]", "--set", "backtest.selections=[top_pct]",
-        "--set", "backtest.lot=0"])
+def real_run(tmp_path, capsys, bars, *settings) -> str:
+    """The real-data config on ``bars`` with a small model; its stderr (exit status 0 asserted)."""
+    overrides = [f"data.path={bars}", f"output.cache_dir={tmp_path / 'cache'}", "window.window=12",
+                 "train.batch_size=64", "backtest.selections=[top_pct]", *settings]
+    code = run_backtest.main(["--config", REAL, "--output", str(tmp_path / "run"), "--quiet",
+                              *(arg for item in overrides for arg in ("--set", item))])
     err = capsys.readouterr().err
     assert code == 0, err
+    return err
+
+
+def test_real_config_on_the_fixture_subset_runs_with_the_index_benchmark(tmp_path, capsys):
+    err = real_run(tmp_path, capsys, FIXTURE, "model.hidden=16", "train.steps=5", "backtest.books=[high, long_short]",
+                   "backtest.lot=0")
     assert "falls back to the whole market" in err and "partial" not in err
+    out = tmp_path / "run"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["source"] == "daily" and metrics["data"]["adjustment"]["n_ex_rights_days"] > 0
     assert metrics["oracle"]["ic_efficiency"] is None
@@ -48,14 +53,8 @@ def test_bars_that_stop_mid_month_in_the_test_warn_that_its_last_month_is_partia
     bars = pd.read_csv(FIXTURE, dtype={"code": str})
     cut = tmp_path / "cut.csv.gz"
     bars[bars["date"] <= "2017-04-12"].to_csv(cut, index=False)  # the study's test ends 2017-04
-    code = run_backtest.main([
-        "--config", REAL, "--output", str(tmp_path / "run"), "--quiet", "--set", f"data.path={cut}",
-        "--set", f"output.cache_dir={tmp_path / 'cache'}", "--set", "window.window=12",
-        "--set", "model.hidden=8", "--set", "train.steps=2", "--set", "train.batch_size=64",
-        "--set", "backtest.books=[long_short]", "--set", "backtest.selections=[top_pct]",
-        "--set", "output.tearsheets=false"])
-    err = capsys.readouterr().err
-    assert code == 0, err
+    err = real_run(tmp_path, capsys, cut, "model.hidden=8", "train.steps=2", "backtest.books=[long_short]",
+                   "output.tearsheets=false")
     assert ("the daily bars end on 2017-04-12: the test's last month, 2017-04, is partial (its return covers "
             "the days to 2017-04-12 only)") in err
 
