@@ -126,7 +126,8 @@ class IngestReport:
         """JSON-ready summary (the benchmark series left out)."""
         return {"source": self.source, "adjustment": self.adjustment.to_dict(), "n_stocks": self.n_stocks,
                 "n_months": self.n_months, "first_month": self.first_month, "last_month": self.last_month,
-                "n_days": self.n_days, "last_day": self.last_day, "factors": list(self.factors), "styles": dict(self.styles),
+                "n_days": self.n_days, "last_day": self.last_day, "factors": list(self.factors),
+                "styles": dict(self.styles),
                 "skipped": dict(self.skipped), "industry": self.industry,
                 "benchmarks": list(self.benchmarks.columns), "benchmark_code": self.benchmark_code,
                 "notes": list(self.notes), "timings": {k: round(v, 3) for k, v in self.timings.items()}}
@@ -261,7 +262,8 @@ def panel_from_daily(source, industry_map=None, benchmark_codes: Sequence[str] =
                      "limit (most cash dividends, small bonus issues) are not detected")
     report = IngestReport(source=bars.source, adjustment=adjustment, n_stocks=panel.N, n_months=panel.T,
                           first_month=f"{panel.dates[0]:%Y-%m}", last_month=f"{panel.dates[-1]:%Y-%m}",
-                          n_days=bars.D, last_day=f"{bars.dates[-1]:%Y-%m-%d}", factors=names, styles=styles, skipped=skipped, industry=industry,
+                          n_days=bars.D, last_day=f"{bars.dates[-1]:%Y-%m-%d}", factors=names, styles=styles,
+                          skipped=skipped, industry=industry,
                           benchmarks=monthly.benchmarks.iloc[span],
                           benchmark_code=str(bars.index_close.columns[0]) if len(bars.index_close.columns)
                           else None, notes=notes, timings=timings)

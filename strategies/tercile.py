@@ -14,8 +14,8 @@ from feeds.panel import FLAG_COLUMNS, Panel, month_end
 from signals.labels import CLASSES
 from signals.predictions import prediction_frame
 
-from .baskets import (BASKETS, BOOK_BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices, form_baskets,
-                      plan_rebalance)
+from .baskets import (BASKETS, BOOK_BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices,
+                      form_baskets, plan_rebalance)
 from .commission import round_to_lot
 from .lean import bar_month_end
 
@@ -307,12 +307,7 @@ class LSTMTercileStrategy(bt.Strategy):
                 + (f", first decision month {self._first_decision.date()}" if self._first_decision is not None
                    else "")), stacklevel=2)
         self._warn_empty_baskets()
-        if self.lot_shortfall and (short := float(np.mean(self.lot_shortfall))) > LOT_SHORTFALL:
-            warnings.warn(StrategyWarning(
-                f"book '{self.p.book}': rounding to board lots of {self.p.lot} shares left on average {short:.0%} "
-                f"of the broker value out of the book at its rebalances (target gross {self.p.gross:g}): a "
-                "stock's target is small next to the price of a lot; more cash, smaller baskets (top_pct) or "
-                "lot=0 (fractional shares) come closer to the target"), stacklevel=2)
+        self._warn_lots()
         if self.rejected_orders:
             hint = (" With execution='next_open' an order sized at one close fills at the next bar's "
                     "price; leave headroom for a month's price moves with gross < 1." if self.p.execution == "next_open" else "")
@@ -333,6 +328,14 @@ class LSTMTercileStrategy(bt.Strategy):
                     f"book '{self.p.book}': the '{name}' basket ({self.p.selection} selection) was empty at "
                     f"{len(empty)} of {len(decided)} decisions, first {empty[0].date()}: "
                     f"{sides.get(name, 'the book')} held cash then{why}"), stacklevel=2)
+
+    def _warn_lots(self):
+        if self.lot_shortfall and (short := float(np.mean(self.lot_shortfall))) > LOT_SHORTFALL:
+            warnings.warn(StrategyWarning(
+                f"book '{self.p.book}': rounding to board lots of {self.p.lot} shares left on average {short:.0%} "
+                f"of the broker value out of the book at its rebalances (target gross {self.p.gross:g}): a "
+                "stock's target is small next to the price of a lot; more cash, smaller baskets (top_pct) or "
+                "lot=0 (fractional shares) come closer to the target"), stacklevel=2)
 
     # ---------------------------------------------------------------- clock
     def prenext(self):
