@@ -146,10 +146,9 @@ def _check_prescience(panel: Panel, dates: dict) -> None:
     is beyond any real factor's (on up to PRESCIENT_MONTHS months spread over it: enough to see it)."""
     rows = np.flatnonzero((panel.dates >= dates["train_start"] + pd.offsets.MonthEnd(0))
                           & (panel.dates < dates["train_end"] + pd.offsets.MonthEnd(0)))
-    rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), PRESCIENT_MONTHS)).astype(int))] \
-        if len(rows) else rows
     if not len(rows):
         return
+    rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), PRESCIENT_MONTHS)).astype(int))]
     future = np.where(panel.listed[rows + 1], panel.ret[rows + 1], np.nan)
     prescient = []
     for f, name in enumerate(panel.factor_names):
