@@ -109,10 +109,10 @@ def _start_worker(function, state, parent: int, results: str) -> None:
     global _STATE
     _STATE = (function, state, results)
     # Ctrl-C reaches the whole process group: the parent answers it and ends the pool, so a
-    # worker ignores it; SIGTERM (pool.terminate) ends a worker at once, not through a handler
+    # worker ignores it; SIGTERM (pool.terminate) ends a worker through its own handler, not one
     # inherited from the parent; and a worker dies with the parent, whatever kills it.
     signals_module.signal(signals_module.SIGINT, signals_module.SIG_IGN)
-    signals_module.signal(signals_module.SIGTERM, signals_module.SIG_DFL)
+    signals_module.signal(signals_module.SIGTERM, _stop_worker)
     try:
         import ctypes
 
@@ -124,6 +124,14 @@ def _start_worker(function, state, parent: int, results: str) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)  # one core per worker: the workers already fill the machine
+
+
+def _stop_worker(signum, frame):
+    # An exception, not the default instant death: the locks the worker holds are released on
+    # the way out. Killed at once while holding the result queue's write lock (sending a result
+    # as pool.terminate came after an error), it kept the lock, and the pool's task handler,
+    # whose last act is a put on that queue, waited on it forever: a hang CI caught once.
+    raise SystemExit(128 + signum)
 
 
 def _run_job(item):

@@ -71,3 +71,28 @@ def test_a_result_goes_back_as_a_file_so_a_killed_worker_never_holds_the_queue(t
     assert outcome.load() == bytes(8_000_000) and not os.path.exists(outcome)
     with forked.imap(_large, 1_000_000, [5, 1, 7], 2) as jobs:
         assert sorted(jobs) == [(0, bytes(5_000_000)), (1, bytes(1_000_000)), (2, bytes(7_000_000))]
+
+
+def _holds_the_lock(state, item):
+    if item == 0:
+        raise ZeroDivisionError("bug in job 0")  # the parent then ends the pool (pool.terminate)
+    with state["lock"]:  # as a worker holds the result queue's write lock while it sends
+        state["held"].set()
+        time.sleep(60)
+
+
+def test_a_worker_ended_while_it_holds_a_lock_releases_it():
+    # pool.terminate's SIGTERM killed a worker at once: a lock it held stayed held, and when that
+    # was the result queue's, the pool's shutdown waited on it forever (CI hung once)
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    state = {"lock": context.Lock(), "held": context.Event()}
+    started = time.perf_counter()
+    with pytest.raises(ZeroDivisionError):
+        with forked.imap(_holds_the_lock, state, [0, 1], 2, order=[1, 0]) as jobs:
+            assert state["held"].wait(10)  # job 1 holds the lock when job 0's failure ends the pool
+            list(jobs)
+    assert state["lock"].acquire(timeout=5), "the ended worker kept the lock"
+    assert time.perf_counter() - started < 30  # not the 60 s of the job
+
