@@ -67,14 +67,25 @@ def imap(function, state, items: list, workers: int, order=None):
         yield ((i, function(state, item)) for i, item in enumerate(items))
         return
     order = range(len(items)) if order is None else order
+    context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="lstm-tercile-jobs-", ignore_cleanup_errors=True) as results:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
-                                                        initargs=(function, state, os.getpid(), results))
+        cancelled = context.Event()  # inherited by the workers: set, they skip the jobs left
+        pool = context.Pool(workers, initializer=_start_worker,
+                            initargs=(function, state, os.getpid(), results, cancelled))
         try:
             yield _collect(pool.imap_unordered(_run_job, [(i, items[i]) for i in order]), len(items))
             pool.close()
+        except Exception:
+            # An error: the workers finish the job they hold, skip the rest and leave. Killed
+            # instead (pool.terminate), one sending its result kept the result queue's one
+            # write lock for ever, and the pool's task handler, whose last act is a put on that
+            # queue, waited on it for ever: CI hung so once.
+            cancelled.set()
+            pool.close()
+            pool.join()
+            raise
         finally:
-            pool.terminate()  # an error, Ctrl-C or SIGTERM here: no worker is left running
+            pool.terminate()  # Ctrl-C or SIGTERM here: no worker is left running
             pool.join()
 
 
@@ -105,14 +116,14 @@ class _ResultFile(str):
         return result
 
 
-def _start_worker(function, state, parent: int, results: str) -> None:
+def _start_worker(function, state, parent: int, results: str, cancelled) -> None:
     global _STATE
-    _STATE = (function, state, results)
+    _STATE = (function, state, results, cancelled)
     # Ctrl-C reaches the whole process group: the parent answers it and ends the pool, so a
-    # worker ignores it; SIGTERM (pool.terminate) ends a worker through its own handler, not one
+    # worker ignores it; SIGTERM (pool.terminate) ends a worker at once, not through a handler
     # inherited from the parent; and a worker dies with the parent, whatever kills it.
     signals_module.signal(signals_module.SIGINT, signals_module.SIG_IGN)
-    signals_module.signal(signals_module.SIGTERM, _stop_worker)
+    signals_module.signal(signals_module.SIGTERM, signals_module.SIG_DFL)
     try:
         import ctypes
 
@@ -126,14 +137,6 @@ def _start_worker(function, state, parent: int, results: str) -> None:
         torch.set_num_threads(1)  # one core per worker: the workers already fill the machine
 
 
-def _stop_worker(signum, frame):
-    # An exception, not the default instant death: the locks the worker holds are released on
-    # the way out. Killed at once while holding the result queue's write lock (sending a result
-    # as pool.terminate came after an error), it kept the lock, and the pool's task handler,
-    # whose last act is a put on that queue, waited on it forever: a hang CI caught once.
-    raise SystemExit(128 + signum)
-
-
 def _run_job(item):
     # A result goes back as a file, the pool's queue carrying only its name. A worker holds
     # the queue's one write lock while it sends; killed then (pool.terminate after Ctrl-C or an
@@ -141,7 +144,9 @@ def _run_job(item):
     # A large result could take that long to send (the parent stops reading at shutdown): a
     # name never does.
     index, job = item
-    function, state, results = _STATE
+    function, state, results, cancelled = _STATE
+    if cancelled.is_set():  # an earlier job failed: its error is the one raised
+        return index, None
     try:
         result = function(state, job)
         path = _ResultFile(os.path.join(results, f"{index}.pickle"))
