@@ -9,8 +9,8 @@ temporary directory (only its file's name through the pool's queue).
 :func:`imap` gives ``(index, result)`` as each job finishes and keeps the semantics of one
 process: the error raised is that of the first failing job in the caller's order; a user
 error (:class:`feeds.errors.UserError`) stays one line; a bug keeps its worker traceback as
-its cause; Ctrl-C, SIGTERM or an error ends every worker at once, and a worker dies with its
-parent.
+its cause; after an error the workers finish the job they hold and skip the rest, Ctrl-C or
+SIGTERM ends every worker at once, and a worker dies with its parent.
 """
 from __future__ import annotations
 
