@@ -99,5 +99,5 @@ def boolean_column(values: pd.Series, error: type[Exception], where: Callable[[i
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise error(f"non-boolean value {values.iloc[i]!r} {where(i)}")
-    return mapped.fillna(blank).to_numpy(bool)
+    return np.where(mapped.isna().to_numpy(), blank, mapped.to_numpy(object)).astype(bool)
 
