@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feeds.crosssection import rank_ic
 from feeds.panel import DataWarning, Panel, PanelError, load_panel
 from feeds.synthetic import make_market
+from signals.composite import factor_rank_ics
+from signals.ranking import cross_sectional_ranks
 
 from .config import ConfigError, RunConfig
 
@@ -150,11 +151,11 @@ def _check_prescience(panel: Panel, dates: dict) -> None:
         return
     rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), PRESCIENT_MONTHS)).astype(int))]
     future = np.where(panel.listed[rows + 1], panel.ret[rows + 1], np.nan)
-    prescient = []
-    for f, name in enumerate(panel.factor_names):
-        ic = rank_ic(panel.factors[rows, :, f], future, panel.dates[rows]).mean()
-        if abs(ic) > PRESCIENT_IC:
-            prescient.append(f"{name} {ic:+.2f}")
+    factors = panel.factors[rows]
+    ranks = cross_sectional_ranks(factors, np.isfinite(factors) & panel.listed[rows][..., None])
+    t, i = np.nonzero(panel.listed[rows])
+    ics = factor_rank_ics(ranks, future, t, i).mean()  # the rank composite's weights, on raw factors
+    prescient = [f"{panel.factor_names[f]} {ic:+.2f}" for f, ic in ics.items() if abs(ic) > PRESCIENT_IC]
     if prescient:
         warnings.warn(DataWarning(
             f"factor(s) with a mean rank IC beyond ±{PRESCIENT_IC} against the NEXT month's return over the "
