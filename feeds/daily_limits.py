@@ -22,6 +22,15 @@ REGISTRATION_FREE_DAYS = 5  # no limit on the first five trading days of such a 
 ROUNDING_SLACK = 1e-6  # float slack on top of the half-cent rounding of limit prices
 
 
+def _exchange_and_digits(code) -> tuple[str, str]:
+    """``('sh', '600000')`` for ``sh.600000``, ``600000.SH``, ``SH600000`` or ``sh600000``; the
+    exchange is ``''`` for a bare ``600000``, the digits ``''`` without six of them."""
+    text = str(code).strip().lower()
+    digits = re.search(r"\d{6}", text)
+    exchange = re.search(r"sh|sz|bj", re.sub(r"\d", "", text))
+    return (exchange.group(0) if exchange else ""), (digits.group(0) if digits else "")
+
+
 def board_of(codes: Sequence[str]) -> np.ndarray:
     """Board of each code: ``'main'``, ``'chinext'`` (300/301), ``'star'`` (688/689) or ``'bse'``.
 
@@ -31,14 +40,12 @@ def board_of(codes: Sequence[str]) -> np.ndarray:
     """
     out = []
     for code in codes:
-        text = str(code).lower()
-        digits = re.search(r"(\d{6})", text)
-        num = digits.group(1) if digits else ""
+        exchange, num = _exchange_and_digits(code)
         if num.startswith(("688", "689")):
             out.append("star")
-        elif num.startswith(("300", "301")) and "sh" not in re.sub(r"\d", "", text):
+        elif num.startswith(("300", "301")) and exchange != "sh":
             out.append("chinext")
-        elif "bj" in text or (num.startswith(("4", "8", "92")) and not re.search(r"s[hz]", text)):
+        elif exchange == "bj" or (num.startswith(("4", "8", "92")) and not exchange):
             out.append("bse")
         else:
             out.append("main")
@@ -49,10 +56,8 @@ def exchange_key(code) -> str:
     """``sh000300`` for ``sh.000300``, ``000300.SH``, ``SH000300`` or ``sh000300``: one spelling
     per listing (a bare ``000300`` stays ``000300``: without its exchange, 000001 is both the
     SSE Composite and Ping An Bank)."""
-    text = str(code).strip().lower()
-    digits = re.search(r"\d{6}", text)
-    exchange = re.search(r"sh|sz|bj", re.sub(r"\d", "", text))
-    return (exchange.group(0) if exchange else "") + (digits.group(0) if digits else text)
+    exchange, digits = _exchange_and_digits(code)
+    return exchange + digits if digits else str(code).strip().lower()
 
 
 def price_limit(codes: Sequence[str], dates: pd.DatetimeIndex, is_st: np.ndarray | None = None
