@@ -47,18 +47,19 @@ VARIABLE = "THP_MEM_ALLOC_ENABLE"
 def child(steps: int, hidden: int) -> None:
     """Fit in this process (the variable as the parent set it) and print one JSON line."""
     from feeds.synthetic import make_market
-    from signals import SignalSpec, fit
-    from signals.labels import LabelConfig
-    from signals.model import ModelConfig
-    from signals.train import TrainConfig
+    import pipeline.run  # noqa: F401  (registers the config sections)
+    from pipeline.config import load_config
+    from pipeline.train import signal_spec
+    from signals import fit
 
     panel = make_market(0).panel
-    spec = SignalSpec(labels=LabelConfig(kind="fixed", excess=True), model=ModelConfig(hidden=hidden, layers=2),
-                      train=TrainConfig(steps=steps, batch_size=1000, eval_every=20, eval_samples=10000,
-                                        validation="time", val_months=12, select="rank_ic",
-                                        patience=10 ** 6, progress=False))
+    # the walk-forward config's first fold, its budget run out: no early stop, no refit, one seed
+    config = load_config(ROOT / "configs" / "walk_forward.yaml",
+                         [f"model.hidden={hidden}", f"train.steps={steps}", "train.patience=null",
+                          "train.refit=none", "train.ensemble=1", "device=cpu"])
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    fit(panel, "2007-05", "2012-04", spec, baseline=False, composite=False, progress=False)
+    fit(panel, config.dates.train_start, config.dates.train_end, signal_spec(config), baseline=False,
+        composite=False, progress=False)
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"wall": wall, "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
                       "faults": after.ru_minflt - before.ru_minflt, "peak_rss_mb": after.ru_maxrss / 1024}))
