@@ -438,10 +438,11 @@ class Panel:
         listed = dense(df["listed"].to_numpy(bool) if "listed" in df.columns else True, False, bool)
         ret = dense(df["ret"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "ret" in df else None
         close = dense(df["close"].to_numpy(np.float64, na_value=np.nan), np.nan, np.float64) if "close" in df else None
-        if ret is not None and close is not None:
-            _check_ret_is_of_its_month(np.where(listed, ret, np.nan), np.where(listed, close, np.nan), source)
-        ret, close = _complete_ret_close(ret, close)
+        both = ret is not None and close is not None
+        ret, close = _complete_ret_close(ret, close)  # with both given, it keeps them as they are
         ret, close = np.where(listed, ret, np.nan), np.where(listed, close, np.nan)
+        if both:
+            _check_ret_is_of_its_month(ret, close, source)
         industry, industries = None, []
         if "industry" in df.columns:
             labels = df["industry"].astype("string")
