@@ -111,6 +111,11 @@ def train_or_load(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
             warnings.warn(f"model cache entry {cache} is unusable ({reason}); training again")
         else:  # outside the try: a warning turned into an error must not pass for a damaged entry
             log(f"model: loaded from cache {cache} (--retrain to train again)")
+            # Styles only group factors for the report, so they stay out of the key; the saved
+            # model.pt must still describe the styles of this run's data.
+            for model in bundle.served.values():
+                if model is not None:
+                    model.styles = {k: list(v) for k, v in data.panel.styles.items()}
             warn_early_selection(bundle.training, spec.train)
             return bundle
     log(f"model: training {spec.model.describe()} on {config.dates.train_start}.."

@@ -364,6 +364,19 @@ def test_a_factor_that_knows_the_next_month_is_a_warning_naming_it(tmp_path, cap
                      r"next_ret \+1\.00\. No real factor", capsys.readouterr().err)
 
 
+def test_a_cached_model_takes_the_styles_of_the_run_that_loads_it(tmp_path, panel_frame):
+    path = tmp_path / "panel.csv"
+    panel_frame.to_csv(path, index=False)
+    runs = {}
+    for name, styles in (("first", "{value: [bp]}"), ("second", "{value: [bp, ep], size: [ln_mcap]}")):
+        assert tiny(tmp_path / name, tmp_path / "cache", "--set", "data.source=panel", "--set", f"data.path={path}",
+                    "--set", f"data.styles={styles}") == 0
+        runs[name] = SignalModel.load(tmp_path / name / "model.pt")
+    assert json.loads((tmp_path / "second" / "metrics.json").read_text())["checks"]["model_cached"] is True
+    assert runs["first"].styles == {"value": ["bp"]}
+    assert runs["second"].styles == {"value": ["bp", "ep"], "size": ["ln_mcap"]}
+
+
 # ============================================================== 4. tampered checkpoints
 def _tensor_bytes(path: Path):
     """(offset, size) of the largest tensor's raw bytes inside a torch zip checkpoint."""
