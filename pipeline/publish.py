@@ -47,7 +47,8 @@ def tearsheets(config: RunConfig, data: RunData, backtests: dict, directory: Pat
     """
     from reports.tearsheet import book_pages
 
-    pages = book_pages(backtests, config.name, data.benchmark) if config.output.tearsheets else []
+    pages = (book_pages(backtests, config.name, data.benchmark, f"Index {config.data.benchmark}")
+             if config.output.tearsheets else [])
     with forked.imap(_write_page, directory, pages, forked.workers_for(config.backtest.workers, len(pages))) \
             as written:
         yield TearSheets(pages, written)

@@ -46,6 +46,7 @@ from .inputs import ReportError, cash_filled, monthly_returns
 from .metrics import book_metrics, degenerate_reason
 
 PERIODS_PER_YEAR = 12
+UNIVERSE = "Universe (equal weight)"  # the benchmark unless a run names an index
 
 EMPYRICAL_ROWS = (  # (key of book_metrics, label, format)
     ("n_months", "Months", "{:.0f}"),
@@ -157,7 +158,7 @@ returns are in <code>series/returns.parquet</code>.</p></div></body></html>
 
 
 def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title: str, *,
-                    strategy_title: str | None = None, benchmark_title: str = "Universe (equal weight)") -> Path:
+                    strategy_title: str | None = None, benchmark_title: str = UNIVERSE) -> Path:
     """Write a quantstats HTML tear sheet of one monthly book.
 
     Parameters
@@ -239,6 +240,8 @@ class BookPage:
         Why the book gets no statistics (a degenerate book: :func:`reports.metrics.degenerate_reason`), or "".
     returns, benchmark : pd.Series
         The book's monthly returns and the benchmark's over the same months.
+    benchmark_title : str
+        What the benchmark is, as the page names it.
     """
 
     selection: str
@@ -247,6 +250,7 @@ class BookPage:
     reason: str
     returns: pd.Series = field(repr=False)
     benchmark: pd.Series | None = field(repr=False)
+    benchmark_title: str = UNIVERSE
 
     @property
     def file(self) -> str:
@@ -263,10 +267,12 @@ class BookPage:
 
     def write(self, directory) -> Path:
         """Write the page into ``directory`` (see :func:`write_tearsheet`)."""
-        return write_tearsheet(self.returns, self.benchmark, Path(directory) / self.file, self.title)
+        return write_tearsheet(self.returns, self.benchmark, Path(directory) / self.file, self.title,
+                               benchmark_title=self.benchmark_title)
 
 
-def book_pages(books, run_name: str, benchmark: pd.Series | None = None) -> list[BookPage]:
+def book_pages(books, run_name: str, benchmark: pd.Series | None = None,
+               benchmark_title: str | None = None) -> list[BookPage]:
     """The tear sheets of every traded book of a run, in the run's order (not yet written).
 
     Parameters
@@ -277,23 +283,29 @@ def book_pages(books, run_name: str, benchmark: pd.Series | None = None) -> list
         Start of each page's title.
     benchmark : pd.Series, optional
         Monthly benchmark returns (default: each selection's equal-weight universe).
+    benchmark_title : str, optional
+        What ``benchmark`` is (e.g. its index code); required with ``benchmark``, so that an
+        index is never shown under the universe's name.
     """
+    if benchmark is not None and not benchmark_title:
+        raise ValueError("book_pages: a benchmark needs its benchmark_title")
+    title = benchmark_title if benchmark is not None else UNIVERSE
     pages = []
     for mode, block in books.items():
         bench = benchmark if benchmark is not None else block["baskets"]["universe"]
         for book, returns in (block.get("books") or {}).items():
             pages.append(BookPage(mode, book, f"{run_name}: {mode} selection, {book} book",
-                                  degenerate_reason(returns), returns, bench.reindex(returns.index)))
+                                  degenerate_reason(returns), returns, bench.reindex(returns.index), title))
     return pages
 
 
 def write_book_tearsheets(books, directory, run_name: str, benchmark: pd.Series | None = None,
-                          log=None) -> dict[str, str]:
+                          log=None, benchmark_title: str | None = None) -> dict[str, str]:
     """Write a tear sheet for every traded book of a run (:func:`book_pages`), one after another.
 
     Parameters
     ----------
-    books, run_name, benchmark :
+    books, run_name, benchmark, benchmark_title :
         As :func:`book_pages`.
     directory : path
         Where the pages go.
@@ -306,7 +318,7 @@ def write_book_tearsheets(books, directory, run_name: str, benchmark: pd.Series 
         :attr:`BookPage.label` -> file name, for the report's links.
     """
     out = {}
-    for page in book_pages(books, run_name, benchmark):
+    for page in book_pages(books, run_name, benchmark, benchmark_title):
         page.write(directory)
         out[page.label] = page.file
         if log is not None:

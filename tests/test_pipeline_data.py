@@ -46,7 +46,8 @@ def test_real_config_on_the_fixture_subset_runs_with_the_index_benchmark(tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["source"] == "daily" and metrics["data"]["adjustment"]["n_ex_rights_days"] > 0
     assert metrics["oracle"]["ic_efficiency"] is None
-    assert (out / "tearsheet_top_pct_high.html").exists()
+    page = (out / "tearsheet_top_pct_high.html").read_text(encoding="utf-8")
+    assert "Index sh.000300" in page and "Universe (equal weight)" not in page  # the index, named as such
 
 
 def test_bars_that_stop_mid_month_in_the_test_warn_that_its_last_month_is_partial(tmp_path, capsys):

@@ -18,6 +18,7 @@ from reports import (ReportError, basket_nav_figure, book_metrics, build_figures
                      long_short_nav_figure, metrics_document, monthly_prediction_stats, nav, oos_accuracy_figure,
                      prediction_metrics, rank_ic_figure, save_figures, style_contribution_figure,
                      training_accuracy_figure, training_loss_figure, write_report, write_tearsheet)
+from reports.tearsheet import book_pages
 from reports.metrics import BOOK_KEYS, LONG_SHORT_KEYS, selection_metrics
 from signals.evaluate import evaluate_predictions, monthly_evaluation
 from signals.labels import make_labels
@@ -310,6 +311,18 @@ def test_tearsheet_offline_with_12_months(tmp_path, no_network):
     _, book_sharpe = _quantstats_row(page, "Sharpe")
     assert float(book_sharpe) == pytest.approx(empyrical.sharpe_ratio(frame["high"], period="monthly"), abs=0.006)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_book_pages_name_the_benchmark_they_are_given():
+    frame = basket_frame()
+    books = {"class": {"baskets": frame, "books": {"high": frame["high"]}}}
+    (own,) = book_pages(books, "run")
+    assert own.benchmark_title == "Universe (equal weight)" and own.benchmark.equals(frame["universe"])
+    index = frame["universe"] * 0.5
+    (page,) = book_pages(books, "run", index, "Index sh.000300")
+    assert page.benchmark_title == "Index sh.000300" and page.benchmark.equals(index)
+    with pytest.raises(ValueError, match="needs its benchmark_title"):
+        book_pages(books, "run", index)
 
 
 def test_tearsheet_errors(tmp_path):
