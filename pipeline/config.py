@@ -291,6 +291,11 @@ class ConfigWarning(UserWarning):
     """A setting the run accepts but that changes nothing (another setting turns it off)."""
 
 
+# The data keys each source reads (pipeline.data.load_data); given for another source, they
+# would be dropped without a word (a synthetic run with data.factors still reads all 48 factors).
+DATA_KEYS = {"synthetic": ("synthetic",), "path": ("panel", "daily"), "factors": ("panel",),
+             "styles": ("panel",), "industry_map": ("daily",), "benchmark": ("daily",)}
+
 #: (section, key, is the key ignored given its section, why): keys a config may set to no effect
 IGNORED = (
     ("train", "val_months", lambda t: t.validation != "time", "train.validation is not 'time'"),
@@ -302,13 +307,16 @@ IGNORED = (
     ("labels", "up", lambda labels: labels.kind == "tercile", "labels.kind is 'tercile'"),
     ("labels", "down", lambda labels: labels.kind == "tercile", "labels.kind is 'tercile'"),
     ("walk_forward", "scheme", lambda w: w.retrain_every is None, "walk_forward.retrain_every is not set"),
+    *(("data", key, lambda d, used=used: d.source not in used,
+       "data.source is not " + " or ".join(f"'{u}'" for u in used)) for key, used in DATA_KEYS.items()),
 )
 
 
 def _warn_ignored(config: RunConfig, given: dict[str, set], source: str) -> None:
     # Such a key still enters the model's cache key: a run that "tries" it retrains for nothing.
     for section, key, ignored, why in IGNORED:
-        if key in given.get(section, ()) and section in config.sections and ignored(config.sections[section]):
+        value = config.sections.get(section, getattr(config, section, None))
+        if key in given.get(section, ()) and value is not None and ignored(value):
             warnings.warn(ConfigWarning(f"{section}.{key} has no effect: {why} ({source})"), stacklevel=3)
 
 

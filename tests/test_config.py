@@ -53,6 +53,13 @@ def test_each_problem_is_one_line_naming_where(raw, message):
     ({"train": {"min_delta": 0.1}}, "train.min_delta has no effect: neither train.patience nor a best-state"),
     ({"labels": {"kind": "tercile", "down": -0.05}}, "labels.down has no effect: labels.kind is 'tercile'"),
     ({"walk_forward": {"scheme": "rolling"}}, "walk_forward.scheme has no effect: walk_forward.retrain_every"),
+    ({"data": {"factors": ["bp"]}}, "data.factors has no effect: data.source is not 'panel'"),
+    ({"data": {"source": "daily", "path": "bars.csv", "styles": {"value": ["bp"]}}},
+     "data.styles has no effect: data.source is not 'panel'"),
+    ({"data": {"benchmark": "sh.000300"}}, "data.benchmark has no effect: data.source is not 'daily'"),
+    ({"data": {"source": "panel", "path": "p.csv", "synthetic": {"n_stocks": 50}}},
+     "data.synthetic has no effect: data.source is not 'synthetic'"),
+    ({"data": {"path": "p.csv"}}, "data.path has no effect: data.source is not 'panel' or 'daily'"),
 ])
 def test_a_key_that_another_setting_turns_off_is_a_warning(raw, message):
     with pytest.warns(ConfigWarning, match=message):
@@ -65,6 +72,9 @@ def test_a_key_that_another_setting_turns_off_is_a_warning(raw, message):
     {"train": {"patience": 3, "min_delta": 0.01}},
     {"labels": {"kind": "fixed", "up": 0.05}},
     {"walk_forward": {"retrain_every": 12, "scheme": "rolling"}},
+    {"data": {"source": "panel", "path": "p.csv", "factors": ["bp"], "styles": {"value": ["bp"]}}},
+    {"data": {"source": "daily", "path": "bars.csv", "benchmark": "sh.000300", "industry_map": "map.csv"}},
+    {"data": {"synthetic": {"n_stocks": 50}}},
 ])
 def test_keys_that_take_effect_do_not_warn(raw, recwarn):
     build_config(raw, "my.yaml")
