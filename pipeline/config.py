@@ -288,7 +288,8 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
 
 
 class ConfigWarning(UserWarning):
-    """A setting the run accepts but that changes nothing (another setting turns it off)."""
+    """A setting the run accepts but that changes nothing (another setting turns it off) or
+    empties a figure."""
 
 
 # The data keys each source reads (pipeline.data.load_data); given for another source, they
@@ -365,6 +366,11 @@ def _check_backtest(config: RunConfig) -> None:
         raise ConfigError("at least one selection and one book are needed", "backtest")
     if not 0 < bt.top_pct <= 1:
         raise ConfigError(f"top_pct must be in (0, 1], got {bt.top_pct}", "backtest.top_pct")
+    if bt.top_pct > 0.5 and "top_pct" in bt.selections:
+        warnings.warn(ConfigWarning(
+            f"backtest.top_pct {bt.top_pct:g} is above 0.5: the top_pct high and low baskets share at least "
+            f"{2 * bt.top_pct - 1:.0%} of the stocks, which the long/short figures and a long_short book net "
+            "out (at 1 both baskets are the whole universe and long/short is 0)"), stacklevel=4)
     if bt.lot < 0:
         raise ConfigError(f"lot must be >= 0, got {bt.lot}", "backtest.lot")
     if not bt.gross > 0:

@@ -108,21 +108,26 @@ def book_weights(baskets: dict[str, np.ndarray], book: str, gross: float = 1.0) 
     long side is ``gross / 2``, the short side ``gross / 2`` and the gross exposure
     ``gross``. An empty basket (or side) gets nothing (that part of the book holds cash).
     """
-    n = len(next(iter(baskets.values())))
-    w = np.zeros(n)
-
-    def add(members, total):
+    w = np.zeros(len(next(iter(baskets.values()))))
+    for side, members in book_sides(baskets, book).items():
         if members.any():
-            w[members] += total / members.sum()
-    if book in ("high", "neutral", "low"):
-        add(baskets[book], gross)
-    elif book == "long_short":
-        both = baskets["high"] & baskets["low"]
-        add(baskets["high"] & ~both, gross / 2.0)
-        add(baskets["low"] & ~both, -gross / 2.0)
-    else:
-        raise StrategyParamError(f"book must be one of {', '.join(BOOKS)}, got {book!r}")
+            share = gross if book != "long_short" else gross / 2.0 if side == "high" else -gross / 2.0
+            w[members] += share / members.sum()
     return w
+
+
+def book_sides(baskets: dict[str, np.ndarray], book: str) -> dict[str, np.ndarray]:
+    """The stocks each side of ``book`` holds: ``{basket: members}``.
+
+    A one-basket book holds its basket (``low`` held long). ``long_short`` holds ``high`` long and
+    ``low`` short, each without the stocks in both (see :func:`book_weights`).
+    """
+    if book in ("high", "neutral", "low"):
+        return {book: baskets[book]}
+    if book == "long_short":
+        both = baskets["high"] & baskets["low"]
+        return {"high": baskets["high"] & ~both, "low": baskets["low"] & ~both}
+    raise StrategyParamError(f"book must be one of {', '.join(BOOKS)}, got {book!r}")
 
 
 def plan_rebalance(current: np.ndarray, target: np.ndarray, tradable: np.ndarray,

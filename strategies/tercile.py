@@ -14,8 +14,8 @@ from feeds.panel import FLAG_COLUMNS, Panel, month_end
 from signals.labels import CLASSES
 from signals.predictions import prediction_frame
 
-from .baskets import (BASKETS, BOOK_BASKETS, StrategyParamError, StrategyWarning, book_weights, check_choices,
-                      form_baskets, plan_rebalance)
+from .baskets import (BASKETS, BOOK_BASKETS, StrategyParamError, StrategyWarning, book_sides, book_weights,
+                      check_choices, form_baskets, plan_rebalance)
 from .commission import round_to_lot
 from .lean import bar_month_end
 
@@ -322,6 +322,7 @@ class LSTMTercileStrategy(bt.Strategy):
         decided = [r for r in self.records if (r.tradable & np.isfinite(r.probs).all(axis=1)).any()]
         sides = {"high": "the long side", "low": "the short side"} if self.p.book == "long_short" else {}
         why = " (no stock had it as its most probable class)" if self.p.selection == "class" else ""
+        held = [book_sides(r.baskets, self.p.book) for r in decided]
         for name in BOOK_BASKETS[self.p.book]:
             empty = [r.date for r in decided if not r.baskets[name].any()]
             if empty:
@@ -329,6 +330,14 @@ class LSTMTercileStrategy(bt.Strategy):
                     f"book '{self.p.book}': the '{name}' basket ({self.p.selection} selection) was empty at "
                     f"{len(empty)} of {len(decided)} decisions, first {empty[0].date()}: "
                     f"{sides.get(name, 'the book')} held cash then{why}"), stacklevel=2)
+            # Long and short at once cancel: the stocks in both baskets are left out of the book.
+            shared = [r.date for r, h in zip(decided, held) if r.baskets[name].any() and not h[name].any()]
+            if shared:
+                warnings.warn(StrategyWarning(
+                    f"book '{self.p.book}': every stock of the '{name}' basket was in the other basket too at "
+                    f"{len(shared)} of {len(decided)} decisions, first {shared[0].date()}: "
+                    f"{sides[name]} held cash then (with top_pct={self.p.top_pct:g} the high and low baskets "
+                    "overlap; above 0.5 they must)"), stacklevel=2)
 
     def _warn_lots(self):
         if self.lot_shortfall and (short := float(np.mean(self.lot_shortfall))) > LOT_SHORTFALL:

@@ -2,6 +2,7 @@
 settings that would make the strategy do nothing, a basket left empty, feeds lacking a line,
 long/short gross."""
 import math
+import re
 import warnings
 
 import backtrader as bt
@@ -202,6 +203,26 @@ def test_a_book_whose_basket_stays_empty_warns_with_the_count(panel, never, book
     assert strategy.records and not any(r.baskets[basket].any() for r in strategy.records)
     # the same model's high book: its basket is never empty, no warning
     cerebro = cerebro_with(signal, book="high")
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StrategyWarning)
+        cerebro.run()
+
+
+def test_a_long_short_book_whose_baskets_coincide_warns_that_both_sides_held_cash(panel, signal):
+    # top_pct=1: both baskets are the whole universe; long and short at once cancel, so the
+    # book never invested, and before it said nothing (no basket is empty)
+    cerebro = cerebro_with(signal, book="long_short", selection="top_pct", top_pct=1.0)
+    add_panel_feeds(cerebro, panel, start=START, end=END)
+    with pytest.warns(StrategyWarning) as caught:
+        strategy = cerebro.run()[0]
+    lines = [str(w.message) for w in caught if issubclass(w.category, StrategyWarning)]
+    for basket, side in (("high", "the long side"), ("low", "the short side")):
+        assert any(re.search(rf"the '{basket}' basket was in the other basket too at (\d+) of \1 decisions, "
+                             rf"first 2012-\d\d-\d\d: {side} held cash then \(with top_pct=1 ", line)
+                   for line in lines), lines
+    assert strategy.broker.getvalue() == pytest.approx(1e7, rel=1e-9)  # never invested
+    cerebro = cerebro_with(signal, book="long_short", selection="top_pct", top_pct=0.3)
     add_panel_feeds(cerebro, panel, start=START, end=END)
     with warnings.catch_warnings():
         warnings.simplefilter("error", StrategyWarning)

@@ -11,7 +11,7 @@ from doubles import LinearSignal
 
 from feeds import add_panel_feeds
 from strategies import (BOOKS, SELECTIONS, AShareCommission, LSTMTercileStrategy, StrategyParamError, StrategyWarning,
-                        book_returns, book_weights, form_baskets, plan_rebalance)
+                        book_returns, book_sides, book_weights, form_baskets, plan_rebalance)
 
 
 class Recording(LSTMTercileStrategy):
@@ -271,6 +271,13 @@ def test_book_weights():
     np.testing.assert_allclose(book_weights(baskets, "high", 1.0), [0.5, 0.5, 0, 0])
     np.testing.assert_allclose(book_weights(baskets, "long_short", 1.0), [0.25, 0.25, 0, -0.5])
     np.testing.assert_allclose(book_weights(baskets, "neutral", 0.8), [0, 0, 0.8, 0])
+    np.testing.assert_allclose(book_weights(baskets, "low", 1.0), [0, 0, 0, 1.0])  # a low book is held long
+    shared = {**baskets, "low": np.array([0, 1, 0, 1], bool)}  # stock 1 in both: left out of each side
+    np.testing.assert_allclose(book_weights(shared, "long_short", 1.0), [0.5, 0, 0, -0.5])
+    assert {k: v.tolist() for k, v in book_sides(shared, "long_short").items()} == {
+        "high": [True, False, False, False], "low": [False, False, False, True]}
+    same = {**baskets, "low": baskets["high"]}
+    np.testing.assert_allclose(book_weights(same, "long_short", 1.0), [0, 0, 0, 0])
     with pytest.raises(StrategyParamError, match="book must be one of"):
         book_weights(baskets, "short")
 
