@@ -6,6 +6,7 @@ factor view); :func:`summary_rows` / :func:`format_table` give the table the CLI
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,7 @@ def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions
             offline[name], data.panel, labels, oracle=data.oracle) for name in ("baseline", "composite")}}
         doc["walk_forward"] = {"folds": [f.describe() for f in folds(config)],
                                "by_year": yearly_table(monthly, {m: b["baskets"] for m, b in backtests.items()})}
+    _warn_uncovered_months(doc, backtests)
     doc["data"] = data.report
     doc["protocol"] = {"decisions": [f"{dates[0]:%Y-%m-%d}", f"{dates[-1]:%Y-%m-%d}"],
                        "execution": config.backtest.execution,
@@ -70,6 +72,20 @@ def evaluate(config: RunConfig, data: RunData, bundle: SignalBundle, predictions
     factor = factor_frame(offline["model"], data.panel)
     doc["factor"] = factor_summary(factor)
     return Evaluation(doc, series, factor)
+
+
+def _warn_uncovered_months(doc: dict, backtests: dict) -> None:
+    # An empty high or low basket leaves no long/short position that month, so the selection's
+    # long/short figures cover fewer months than the run traded; no book need hold that basket.
+    from reports import ReportWarning
+
+    for mode, block in backtests.items():
+        baskets, covered = block["baskets"], doc[mode]["long_short"]["n_months"]
+        if covered < len(baskets):
+            empty = ", ".join(f"the {name} basket was empty in {int(baskets[name].isna().sum())}"
+                              for name in ("high", "low") if baskets[name].isna().any())
+            warnings.warn(ReportWarning(f"{mode} selection: the long/short figures cover {covered} of "
+                                        f"{len(baskets)} months ({empty})"), stacklevel=2)
 
 
 STUDY = {  # SPEC §2: what the Guosen report states
@@ -168,7 +184,8 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
         ls = doc[mode]["long_short"]
         rows.append((f"{mode}: long/short cum excess", pct(ls.get("cum_excess")),
                      STUDY.get(f"{mode}.long_short.cum_excess", "-")))
-        rows.append((f"{mode}: long/short monthly win rate", pct(ls.get("monthly_win_rate")),
+        rows.append((f"{mode}: long/short monthly win rate",
+                     f"{pct(ls.get('monthly_win_rate'))} of {ls.get('n_months', 0)} months",
                      STUDY.get(f"{mode}.long_short.monthly_win_rate", "-")))
     return rows
 

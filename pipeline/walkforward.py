@@ -95,7 +95,8 @@ def yearly_table(monthly: dict[str, pd.DataFrame], baskets: dict[str, pd.DataFra
         One row per year, then ``year = 'all'``: ``months``, and per model
         ``<model>.ic_mean``, ``.rank_ic_mean``, ``.rank_icir``, ``.rank_ic_t`` (mean ÷ std ×
         √months), ``.ic_efficiency`` (with an oracle); per selection
-        ``<selection>.cum_excess``, ``.monthly_win_rate``, ``.t_stat``.
+        ``<selection>.n_months`` (the months with both a high and a low basket, which the
+        long/short figures use), ``.cum_excess``, ``.monthly_win_rate``, ``.t_stat``.
     """
     from reports.metrics import long_short
 
@@ -120,7 +121,7 @@ def yearly_table(monthly: dict[str, pd.DataFrame], baskets: dict[str, pd.DataFra
         for selection, frame in baskets.items():
             part = frame if year == "all" else frame[frame.index.year == year]
             ls = long_short(part["high"], part["low"])
-            for key in ("cum_excess", "monthly_win_rate", "t_stat"):
+            for key in ("n_months", "cum_excess", "monthly_win_rate", "t_stat"):
                 row[f"{selection}.{key}"] = ls[key]
         rows.append(row)
     return rows

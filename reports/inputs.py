@@ -24,6 +24,10 @@ class ReportError(UserError):
     """A report input is malformed; the message names the input and the problem."""
 
 
+class ReportWarning(UserWarning):
+    """A figure covers less than the run it reports (e.g. months a basket was empty)."""
+
+
 def monthly_returns(returns, name: str) -> pd.Series:
     """Check a monthly return Series and return it as float64, sorted by date.
 

@@ -328,6 +328,9 @@ def test_walk_forward_through_the_main_command(tmp_path):
                 "baseline.rank_ic_mean", "class.cum_excess", "class.monthly_win_rate", "class.t_stat"):
         assert key in overall
     assert overall["lstm.rank_ic_mean"] == pytest.approx(metrics["class"]["rank_ic_mean"])
+    # the long/short figures' own months: the whole run's, and the years' add up to them
+    assert overall["class.n_months"] == metrics["class"]["long_short"]["n_months"]
+    assert sum(row["class.n_months"] for row in metrics["walk_forward"]["by_year"][:-1]) == overall["class.n_months"]
     assert set(metrics["validation"]) == {"lstm", "baseline", "composite"}
     assert metrics["lstm_margin"]["better_baseline"] in ("logistic", "composite")
     # every fold's ensemble members refitted their own selected step counts on the whole window, and

@@ -5,6 +5,7 @@ import json
 import math
 import re
 import socket
+import warnings
 
 import empyrical
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from feeds.synthetic import STYLES, make_market
-from reports import (ReportError, basket_nav_figure, book_metrics, build_figures, factor_contribution_figure,
+from reports import (ReportError, ReportWarning, basket_nav_figure, book_metrics, build_figures, factor_contribution_figure,
                      figure_png, input_distribution_figure, long_short, long_short_excess_figure,
                      long_short_nav_figure, metrics_document, monthly_prediction_stats, nav, oos_accuracy_figure,
                      prediction_metrics, rank_ic_figure, save_figures, style_contribution_figure,
@@ -323,6 +324,25 @@ def test_book_pages_name_the_benchmark_they_are_given():
     assert page.benchmark_title == "Index sh.000300" and page.benchmark.equals(index)
     with pytest.raises(ValueError, match="needs its benchmark_title"):
         book_pages(books, "run", index)
+
+
+def test_long_short_months_a_basket_left_empty_are_a_warning_and_in_the_headline():
+    from pipeline.evaluate import _warn_uncovered_months, summary_rows
+
+    frame = basket_frame()  # neutral empty in one month: the long/short figures do not use it
+    doc = {"class": {"long_short": long_short(frame["high"], frame["low"])}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReportWarning)
+        _warn_uncovered_months(doc, {"class": {"baskets": frame}})
+    frame.iloc[[2, 5], frame.columns.get_loc("low")] = np.nan
+    doc = {"class": {"long_short": long_short(frame["high"], frame["low"])}}
+    with pytest.warns(ReportWarning, match=r"^class selection: the long/short figures cover 10 of 12 months "
+                                           r"\(the low basket was empty in 2\)$"):
+        _warn_uncovered_months(doc, {"class": {"baskets": frame}})
+    doc.update(selections=["class"], baseline={}, oracle={})
+    doc["class"].update(oos_accuracy=0.4, no_skill_accuracy=0.35, rank_ic_mean=0.05)
+    row = next(r for r in summary_rows(doc) if r[0] == "class: long/short monthly win rate")
+    assert row[1] == f"{doc['class']['long_short']['monthly_win_rate']:.1%} of 10 months"
 
 
 def test_tearsheet_errors(tmp_path):
