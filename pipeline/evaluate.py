@@ -161,7 +161,9 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
         return "n/a" if x is None or not np.isfinite(x) else format(x, fmt)
 
     first = doc[doc["selections"][0]]
-    rows = [("validation accuracy", pct(doc.get("validation_accuracy")), STUDY["validation_accuracy"]),
+    folds = len((doc.get("walk_forward") or {}).get("folds") or ())
+    of_folds = f", mean of {folds} folds" if folds else ""
+    rows = [(f"validation accuracy{of_folds}", pct(doc.get("validation_accuracy")), STUDY["validation_accuracy"]),
             ("OOS accuracy (no-skill)", f"{pct(first.get('oos_accuracy'))} ({pct(first.get('no_skill_accuracy'))})",
              STUDY["oos_accuracy"]),
             ("OOS mean rank IC (logistic; rank composite)",
@@ -179,7 +181,8 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
     if doc.get("validation") and doc["validation"].get("lstm"):
         lstm, logistic, composite = (num((doc["validation"].get(m) or {}).get("rank_ic"))
                                      for m in ("lstm", "baseline", "composite"))
-        rows.insert(1, ("validation rank IC (logistic; rank composite)", f"{lstm} ({logistic}; {composite})", "-"))
+        rows.insert(1, (f"validation rank IC (logistic; rank composite){of_folds}", f"{lstm} ({logistic}; {composite})",
+                        "-"))
     for mode in doc["selections"]:
         ls = doc[mode]["long_short"]
         rows.append((f"{mode}: long/short cum excess", pct(ls.get("cum_excess")),

@@ -16,7 +16,7 @@ from .config import RunConfig, dump_config
 from .data import RunData
 from .evaluate import Evaluation, format_table, labelled_predictions, summary_rows
 from .predict import Predictions
-from .walkforward import save_signal, served_model
+from .walkforward import folds, save_signal, served_model, walk_forward
 
 
 @dataclass
@@ -94,10 +94,10 @@ def publish(staging: Path, output: Path, config: RunConfig, spec: SignalSpec, da
     timings["total"] = time.perf_counter() - started
     doc["timings"] = {k: round(v, 2) for k, v in timings.items()}
     context = {"title": f"{config.name}: {spec.model.kind.upper()} multi-factor stock selection",
-               "description": f"Data: {data.description}. Model trained on {config.dates.train_start}.."
-                              f"{config.dates.train_end}; out-of-sample decisions {dates[0]:%Y-%m}.."
-                              f"{dates[-1]:%Y-%m}" + (" (model loaded from the cache)." if bundle.cached else "."),
-               "run": {"data": data.description, "train": f"{config.dates.train_start}..{config.dates.train_end}",
+               "description": f"Data: {data.description}. Model trained on {trained_on(config)}; out-of-sample "
+                              f"decisions {dates[0]:%Y-%m}..{dates[-1]:%Y-%m}"
+                              + (" (model loaded from the cache)." if bundle.cached else "."),
+               "run": {"data": data.description, "train": trained_on(config),
                        "out of sample": f"{config.dates.test_start}..{config.dates.test_end}",
                        "validation": spec.train.validation, "model": f"{spec.model.describe()}, window "
                        f"{spec.window.window}, {spec.train.steps} steps of {spec.train.batch_size}",
@@ -111,6 +111,16 @@ def publish(staging: Path, output: Path, config: RunConfig, spec: SignalSpec, da
     log.record(table)
     (staging / "run.log").write_text(log.text(), encoding="utf-8")
     return RunResult(directory=output, metrics=doc, table=table)
+
+
+def trained_on(config: RunConfig) -> str:
+    """The training span(s) of a run, as the report names them (a walk-forward's every fold)."""
+    d, section = config.dates, walk_forward(config)
+    if section is None:
+        return f"{d.train_start}..{d.train_end}"
+    spans = ", ".join(f"{f.train_start:%Y-%m}..{f.train_end:%Y-%m}" for f in folds(config))
+    return (f"{spans} ({section.scheme} walk-forward, one model per fold, retrained every "
+            f"{section.retrain_every} months; the training and factor-contribution figures show the latest fold)")
 
 
 def _write_page(directory, page) -> str:

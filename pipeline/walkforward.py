@@ -46,22 +46,42 @@ def fold_config(config: RunConfig, fold) -> RunConfig:
 
 def combine_folds(plan, bundles: list[SignalBundle]) -> SignalBundle:
     """The folds' bundles served as one: each model a :class:`signals.WalkForwardSignal` that
-    picks the fold by date; the training record is the last fold's, with every fold's summary."""
+    picks the fold by date.
+
+    The training record holds every fold's own figures under ``folds``; the validation figures
+    are the folds' means and the timings their sums. Only the training curves (``history``,
+    ``snapshots``: one figure each) are the latest fold's, as the report says.
+    """
     starts = [fold.first_decision for fold in plan]
 
     def served(name):
         return WalkForwardSignal(list(zip(starts, (getattr(b, name) for b in bundles))))
 
     last = bundles[-1].training
-    training = {**last, "folds": [{"fold": fold.describe(), "cached": b.cached, "key": b.key, **b.selection,
-                                   "validation": b.training.get("validation"),
-                                   "validation_accuracy": b.training.get("validation_accuracy")}
-                                  for fold, b in zip(plan, bundles)]}
-    for key in ("validation_accuracy", "baseline_validation_accuracy"):  # the folds' mean
-        values = [b.training.get(key) for b in bundles if b.training.get(key) is not None]
-        training[key] = float(np.mean(values)) if values else None
+    training = {key: last.get(key) for key in ("history", "baseline_history", "snapshots")}
+    training["folds"] = [{"fold": fold.describe(), "cached": b.cached, "key": b.key, **b.selection,
+                          "validation": b.training.get("validation"),
+                          "validation_accuracy": b.training.get("validation_accuracy"),
+                          "samples": b.training.get("samples"), "timings": b.training.get("timings")}
+                         for fold, b in zip(plan, bundles)]
+    for key in ("validation_accuracy", "baseline_validation_accuracy"):
+        training[key] = _mean([b.training.get(key) for b in bundles])
+    validations = [b.training.get("validation") or {} for b in bundles]
+    training["validation"] = {model: {figure: _mean([v.get(model, {}).get(figure) for v in validations])
+                                      for figure in figures}
+                              for model, figures in (validations[-1] or {}).items()}
+    timings = [b.training.get("timings") or {} for b in bundles]
+    training["timings"] = {key: float(sum(t.get(key) or 0.0 for t in timings))
+                           for key in ("preprocess", "train", "baseline", "total") if key in timings[-1]}
     return SignalBundle(served("signal"), served("baseline"), served("composite"), training,
                         cached=all(b.cached for b in bundles), key=",".join(b.key for b in bundles))
+
+
+def _mean(values) -> float | None:
+    """The mean of the folds' figures that exist (``None`` when none does; a fold whose
+    validation months gave no rank IC has NaN)."""
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(values)) if values else None
 
 
 def served_model(signal):

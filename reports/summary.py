@@ -237,9 +237,10 @@ def _description(context: Mapping) -> str:
 def _headline(doc: Mapping, top_pct: float) -> str:
     first = next(iter(doc.get("selections") or []), None)
     model = doc.get(first, {}) if first else {}
+    folds = len(_get(doc, "walk_forward", "folds") or ())
     rows = [
-        ("Validation accuracy", "85&ndash;90% (random split of overlapping windows)",
-         _pct(doc.get("validation_accuracy"))),
+        ("Validation accuracy" + (f" (mean of the {folds} walk-forward folds)" if folds else ""),
+         "85&ndash;90% (random split of overlapping windows)", _pct(doc.get("validation_accuracy"))),
         ("Out-of-sample accuracy (pooled over stock-months)", "just above 50%",
          f"{_pct(model.get('oos_accuracy'))} (no skill: {_pct(model.get('no_skill_accuracy'))})"),
         ("Rank IC, mean monthly (ICIR, not annualised)", "not reported",

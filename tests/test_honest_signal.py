@@ -341,6 +341,16 @@ def test_walk_forward_through_the_main_command(tmp_path):
         assert fold["refit"]["rule"] == "steps" and fold["refit"]["steps"] == [m["best_step"] for m in members]
         assert all(np.isfinite(m["validation_rank_ic"]) for m in members)
         assert np.isfinite(fold["validation"]["lstm"]["rank_ic"])
+    # what describes the run is every fold's: validation figures their mean, timings their sum,
+    # and the report names each fold's training span
+    folds = metrics["training"]["folds"]
+    assert metrics["validation"]["lstm"]["rank_ic"] == pytest.approx(
+        np.mean([f["validation"]["lstm"]["rank_ic"] for f in folds]))
+    assert metrics["validation_accuracy"] == pytest.approx(np.mean([f["validation_accuracy"] for f in folds]))
+    assert metrics["training"]["timings"]["train"] == pytest.approx(sum(f["timings"]["train"] for f in folds))
+    assert metrics["training"]["best_step"] is None and all(f["samples"]["train"] > 0 for f in folds)
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "2011-01..2012-04, 2011-01..2013-01 (expanding walk-forward" in report
     # One Backtrader run across both folds: its predictions equal the offline ones.
     assert metrics["checks"]["online_offline_max_abs_diff"] < 1e-6
     served = WalkForwardSignal.load(out / "models")
