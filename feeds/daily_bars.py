@@ -271,6 +271,26 @@ def _calendar(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return df.loc[~drop]
 
 
+def _check_index_gaps(index_close: pd.DataFrame, source: str) -> None:
+    """Warn of market days inside an index's span without its bar: its close is carried over
+    them, so their moves land on its next bar (a benchmark month of 0%, then a jump)."""
+    for code in index_close.columns:
+        close = index_close[code]
+        span = close.loc[close.first_valid_index():close.last_valid_index()]
+        missing = span.index[span.isna().to_numpy()]
+        if len(missing):
+            run_end = missing[0]
+            for day in missing[1:]:  # the first gap: the missing days that follow each other
+                if span.index.get_loc(day) != span.index.get_loc(run_end) + 1:
+                    break
+                run_end = day
+            warnings.warn(DataWarning(
+                f"index {code} has no bar on {len(missing)} market day(s) inside its span (first gap "
+                f"{missing[0].date()}..{run_end.date()}): its close is carried over them, so their moves land on "
+                f"its next bar, in its monthly (benchmark) returns and the market-relative factors ({source})"),
+                stacklevel=5)
+
+
 def _build(df: pd.DataFrame, industry_map, index_codes: Sequence[str], source: str) -> DailyBars:
     """Lay a validated long frame on the dense [days, stocks] grid."""
     df = _calendar(df, source)
@@ -326,6 +346,7 @@ def _build(df: pd.DataFrame, industry_map, index_codes: Sequence[str], source: s
     for code in present:
         rows = idx[idx["code"] == code]
         index_close.loc[pd.DatetimeIndex(rows["date"]), code] = rows["close"].to_numpy()
+    _check_index_gaps(index_close, source)
     return DailyBars(dates=dates, codes=codes, fields=fields, has_bar=has_bar, traded=traded,
                      is_st=is_st, industry=industry, industries=industries,
                      industry_source=industry_source, unmapped=unmapped, index_close=index_close,

@@ -1,5 +1,6 @@
 """Daily-bar ingestion: loading errors, adjustment (price-limit rule, pre_close, adj_factor),
 monthly aggregation, the real subset and (when present) the shared real file."""
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -495,3 +496,17 @@ def test_a_stray_row_on_a_day_off_is_left_out_with_a_warning():
         bars = bars_from_frame(pd.concat([frame, stray], ignore_index=True))
     assert pd.Timestamp("2015-02-28") not in bars.dates
     pd.testing.assert_index_equal(bars.dates, bars_from_frame(frame).dates)
+
+
+def test_an_index_with_missing_days_inside_its_span_is_a_warning_naming_the_gap():
+    # its close was carried over the gap without a word: benchmark months of 0%, then the jump
+    frame = pd.read_csv(FIXTURE, dtype={"code": str})
+    gap = (frame["code"] == "sh.000300") & frame["date"].between("2016-06-01", "2016-08-31")
+    assert gap.any()
+    with pytest.warns(DataWarning, match=r"index sh.000300 has no bar on \d+ market day\(s\) inside its span "
+                                         r"\(first gap 2016-06-01\.\.2016-08-31\): its close is carried over them"):
+        _, report = panel_from_daily(frame[~gap])
+    assert (report.benchmark("sh.000300").loc["2016-06":"2016-08"] == 0).all()  # what the warning is about
+    with warnings.catch_warnings():  # the whole file: no gap, no warning
+        warnings.simplefilter("error", DataWarning)
+        panel_from_daily(frame)
