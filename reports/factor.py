@@ -10,7 +10,9 @@ alphalens when it is installed):
 
 * :func:`factor_ic`: per date, the correlation (Spearman = rank IC, or Pearson) of the
   score with each forward return (alphalens ``factor_information_coefficient``);
-* :func:`ic_summary`: mean, std, IR, t statistic and p-value of the IC per horizon;
+* :func:`ic_summary`: mean, std, IR, t statistic and p-value of the IC per horizon (the t
+  statistic with Newey–West standard errors over the overlap of the longer horizons, where
+  alphalens uses a plain t test);
 * :func:`quantile_returns`: mean forward return per score quantile (alphalens
   ``mean_return_by_quantile``), raw or demeaned by the date's mean;
 * :func:`rank_autocorrelation`: correlation of the score ranks between consecutive
@@ -81,19 +83,41 @@ def factor_ic(factor: pd.DataFrame, method: str = "spearman", min_stocks: int = 
 
 
 def ic_summary(ic: pd.DataFrame) -> pd.DataFrame:
-    """Per horizon: ``mean, std, ir`` (mean / std, monthly), ``t_stat``, ``p_value`` (two-sided,
-    one-sample t test of the mean against 0), ``skew``, ``n`` (dates with an IC)."""
+    """Per horizon: ``mean, std, ir`` (mean / std, monthly), ``se`` (standard error of the mean),
+    ``t_stat`` (mean / se), ``p_value`` (two-sided, t distribution with n − 1 degrees of freedom),
+    ``lags``, ``skew``, ``n`` (dates with an IC).
+
+    Monthly ICs against a k-month forward return (column ``fwd_<k>m``) share k − 1 months of
+    return with their neighbours, so they are autocorrelated and a plain t test overstates t.
+    ``se`` is Newey–West's with ``lags = k − 1`` (Bartlett weights): at 1 month it is the plain
+    ``std / √n``.
+    """
     rows = {}
     for col, values in ic.items():
         v = values.dropna().to_numpy(np.float64)
         n = len(v)
+        match = _FORWARD.fullmatch(str(col))
+        lags = min(int(match.group(1)) - 1 if match else 0, max(n - 1, 0))
         mean = float(v.mean()) if n else np.nan
         std = float(v.std(ddof=1)) if n > 1 else np.nan
-        t = mean / (std / np.sqrt(n)) if n > 1 and std > 0 else np.nan
+        se = std / np.sqrt(n) * np.sqrt(_long_run_factor(v, lags)) if n > 1 else np.nan
+        t = mean / se if n > 1 and se > 0 else np.nan
         p = float(2 * stats.t.sf(abs(t), n - 1)) if np.isfinite(t) else np.nan
-        rows[col] = {"mean": mean, "std": std, "ir": mean / std if n > 1 and std > 0 else np.nan,
-                     "t_stat": t, "p_value": p, "skew": float(stats.skew(v)) if n > 2 else np.nan, "n": n}
-    return pd.DataFrame(rows).T.astype({"n": int}) if rows else pd.DataFrame()
+        rows[col] = {"mean": mean, "std": std, "ir": mean / std if n > 1 and std > 0 else np.nan, "se": se,
+                     "t_stat": t, "p_value": p, "lags": lags, "skew": float(stats.skew(v)) if n > 2 else np.nan,
+                     "n": n}
+    return pd.DataFrame(rows).T.astype({"n": int, "lags": int}) if rows else pd.DataFrame()
+
+
+def _long_run_factor(v: np.ndarray, lags: int) -> float:
+    """Newey–West's long-run variance of ``v`` over its variance: 1 + 2 Σ (1 − l/(lags+1)) ρ_l
+    (autocovariances over n, so the factor is never negative)."""
+    centred = v - v.mean()
+    gamma0 = float(centred @ centred)
+    if lags == 0 or gamma0 == 0:
+        return 1.0
+    return 1.0 + 2.0 * sum((1 - lag / (lags + 1)) * float(centred[lag:] @ centred[:-lag]) / gamma0
+                           for lag in range(1, lags + 1))
 
 
 def quantiles(factor: pd.DataFrame, n: int = 5) -> pd.Series:
@@ -182,7 +206,7 @@ def factor_summary(factor: pd.DataFrame, n: int = 5) -> dict:
     -------
     dict
         ``rank_ic`` and ``ic``: per horizon ``fwd_<k>m`` the :func:`ic_summary` row
-        (``mean, std, ir, t_stat, p_value, skew, n``); ``quantile_returns``: per horizon the
+        (``mean, std, ir, se, t_stat, p_value, lags, skew, n``); ``quantile_returns``: per horizon the
         mean forward return of each score quantile ``"1".."n"`` (not demeaned) and
         ``top_minus_bottom``; ``rank_autocorrelation_mean`` (1 month); ``quantiles`` (n).
     """
@@ -190,7 +214,7 @@ def factor_summary(factor: pd.DataFrame, n: int = 5) -> dict:
     out = {"quantiles": n}
     for key, method in (("rank_ic", "spearman"), ("ic", "pearson")):
         table = ic_summary(factor_ic(factor, method))
-        out[key] = {col: {k: (int(v) if k == "n" else float(v)) for k, v in row.items()}
+        out[key] = {col: {k: (int(v) if k in ("n", "lags") else float(v)) for k, v in row.items()}
                     for col, row in table.iterrows()}
     q = quantile_returns(factor, n)
     out["quantile_returns"] = {col: {**{str(k): float(v) for k, v in q[col].items()},
@@ -258,7 +282,7 @@ def ic_decay_figure(factor: pd.DataFrame) -> Figure:
     summary = ic_summary(factor_ic(factor))
     fig, ax = _figure()
     x = np.arange(len(summary))
-    half = 1.96 * summary["std"] / np.sqrt(summary["n"].clip(lower=1))
+    half = 1.96 * summary["se"]  # Newey–West: the longer horizons' months overlap
     ax.bar(x, summary["mean"], color="#1f77b4", width=0.6)
     ax.errorbar(x, summary["mean"], yerr=half, fmt="none", ecolor="#444", capsize=4)
     ax.axhline(0, color="#444", lw=0.8)

@@ -58,7 +58,8 @@ SECTIONS = (
         ("factor_ic_histogram", "Distribution of the monthly rank IC (1 month) with its t statistic and p-value "
                                 "(one-sample t test of the mean against 0)."),
         ("factor_ic_decay", "IC decay: mean rank IC against the 1, 3 and 6-month forward return; later decisions "
-                            "have no 3 or 6-month outcome yet, so the horizons use fewer months."),
+                            "have no 3 or 6-month outcome yet, so the horizons use fewer months. The 95% interval "
+                            "uses Newey-West standard errors: neighbouring months' 3 and 6-month returns overlap."),
         ("factor_rank_autocorrelation", "Correlation of the score ranks from one month to the next: high values "
                                         "mean the ranking, and so the baskets, turn over slowly."),
         ("factor_ic_by_industry", "Mean rank IC within each industry (1 month): where the ranking works."),

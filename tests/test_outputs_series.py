@@ -103,6 +103,21 @@ def test_factor_functions_run_on_the_factor_file_unchanged(run_dir):
     assert FA.rank_autocorrelation(factor).notna().sum() == factor.index.get_level_values(0).nunique() - 1
 
 
+def test_ic_t_statistics_allow_for_the_overlap_of_longer_horizons():
+    rng = np.random.default_rng(0)
+    shocks = rng.normal(0.02, 0.1, 20003)
+    overlapping = shocks[2:] + shocks[1:-1] + shocks[:-2]  # like the monthly ICs of a 3-month return
+    ic = pd.DataFrame({"fwd_1m": overlapping, "fwd_3m": overlapping})  # one row a month
+    table = FA.ic_summary(ic)
+    plain, newey_west = table.loc["fwd_1m"], table.loc["fwd_3m"]
+    assert plain["lags"] == 0 and newey_west["lags"] == 2
+    assert plain["se"] == pytest.approx(plain["std"] / np.sqrt(plain["n"]))
+    # Bartlett weights 2/3, 1/3 on the MA(2)'s autocorrelations 2/3, 1/3: 1 + 2 (4/9 + 1/9) = 19/9
+    assert (newey_west["se"] / plain["se"]) ** 2 == pytest.approx(19 / 9, rel=0.03)
+    assert newey_west["t_stat"] == pytest.approx(plain["t_stat"] / np.sqrt(19 / 9), rel=0.03)
+    assert newey_west["p_value"] > plain["p_value"]
+
+
 def test_alphalens_agrees_with_the_factor_functions(run_dir):
     al = pytest.importorskip("alphalens", reason="alphalens-reloaded is optional (it needs statsmodels)")
     out, _ = run_dir
