@@ -155,10 +155,15 @@ def _check_prescience(panel: Panel, dates: dict) -> None:
     ranks = cross_sectional_ranks(factors, np.isfinite(factors) & panel.listed[rows][..., None])
     t, i = np.nonzero(panel.listed[rows])
     ics = factor_rank_ics(ranks, future, t, i).mean()  # the rank composite's weights, on raw factors
-    prescient = [f"{panel.factor_names[f]} {ic:+.2f}" for f, ic in ics.items() if abs(ic) > PRESCIENT_IC]
+    # A rank IC of no skill has a std of about 1/sqrt(stocks - 1) a month: on a short window of
+    # few stocks chance alone passes 0.3 (one month of 40 stocks: 0.16), so the bar is 4 of those
+    # standard errors when that is higher
+    noise = 1.0 / np.sqrt(max(len(t) / len(rows) - 1.0, 1.0) * len(rows))
+    bar = max(PRESCIENT_IC, 4.0 * noise)
+    prescient = [f"{panel.factor_names[f]} {ic:+.2f}" for f, ic in ics.items() if abs(ic) > bar]
     if prescient:
         warnings.warn(DataWarning(
-            f"factor(s) with a mean rank IC beyond ±{PRESCIENT_IC} against the NEXT month's return over the "
+            f"factor(s) with a mean rank IC beyond ±{bar:.2g} against the NEXT month's return over the "
             f"training window: {', '.join(prescient)}. No real factor ranks the future this well: is it a "
             "forward return or a label? (A factor at date t may only use data up to t.)"), stacklevel=2)
 

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -362,6 +363,25 @@ def test_a_factor_that_knows_the_next_month_is_a_warning_naming_it(tmp_path, cap
     assert tiny(tmp_path / "out", tmp_path / "cache", "--set", "data.source=panel", "--set", f"data.path={path}") == 0
     assert re.search(r"mean rank IC beyond ±0.3 against the NEXT month's return over the training window: "
                      r"next_ret \+1\.00\. No real factor", capsys.readouterr().err)
+
+
+def test_the_prescience_check_allows_for_the_noise_of_a_short_window(panel_frame):
+    from feeds.panel import Panel
+    from pipeline.data import _check_prescience
+
+    frame = panel_frame.sort_values(["code", "date"]).copy()
+    frame["next_ret"] = frame.groupby("code")["ret"].shift(-1)
+    panel = Panel.from_frame(frame)
+    honest = Panel.from_frame(panel_frame)
+    warned = {"honest": 0, "next_ret": 0}
+    for m in range(13, 50):  # one-month windows of 40 stocks: chance alone passed 0.3 in 29 of 37
+        window = {"train_start": panel.dates[m - 1], "train_end": panel.dates[m]}
+        for name, tested in (("honest", honest), ("next_ret", panel)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _check_prescience(tested, window)
+            warned[name] += any("next_ret" in str(w.message) for w in caught) if name == "next_ret" else bool(caught)
+    assert warned == {"honest": 0, "next_ret": 37}
 
 
 def test_a_cached_model_takes_the_styles_of_the_run_that_loads_it(tmp_path, panel_frame):
