@@ -292,10 +292,11 @@ class ConfigWarning(UserWarning):
     empties a figure."""
 
 
-# The data keys each source reads (pipeline.data.load_data); given for another source, they
+# The data keys only some sources read (pipeline.data.load_data); given for another source, they
 # would be dropped without a word (a synthetic run with data.factors still reads all 48 factors).
-DATA_KEYS = {"synthetic": ("synthetic",), "path": ("panel", "daily"), "factors": ("panel",),
-             "styles": ("panel",), "industry_map": ("daily",), "benchmark": ("daily",)}
+# The sources' own settings (data.synthetic, data.path) are left out: a config keeps them when
+# --set data.source switches to another source.
+DATA_KEYS = {"factors": ("panel",), "styles": ("panel",), "industry_map": ("daily",), "benchmark": ("daily",)}
 
 #: (section, key, is the key ignored given its section, why): keys a config may set to no effect
 IGNORED = (

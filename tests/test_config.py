@@ -57,9 +57,7 @@ def test_each_problem_is_one_line_naming_where(raw, message):
     ({"data": {"source": "daily", "path": "bars.csv", "styles": {"value": ["bp"]}}},
      "data.styles has no effect: data.source is not 'panel'"),
     ({"data": {"benchmark": "sh.000300"}}, "data.benchmark has no effect: data.source is not 'daily'"),
-    ({"data": {"source": "panel", "path": "p.csv", "synthetic": {"n_stocks": 50}}},
-     "data.synthetic has no effect: data.source is not 'synthetic'"),
-    ({"data": {"path": "p.csv"}}, "data.path has no effect: data.source is not 'panel' or 'daily'"),
+    ({"data": {"industry_map": "map.csv"}}, "data.industry_map has no effect: data.source is not 'daily'"),
     ({"backtest": {"top_pct": 0.6}}, r"backtest.top_pct 0.6 is above 0.5: the top_pct high and low baskets share "
                                      r"at least 20% of the stocks"),
 ])
@@ -77,6 +75,7 @@ def test_a_key_that_another_setting_turns_off_is_a_warning(raw, message):
     {"data": {"source": "panel", "path": "p.csv", "factors": ["bp"], "styles": {"value": ["bp"]}}},
     {"data": {"source": "daily", "path": "bars.csv", "benchmark": "sh.000300", "industry_map": "map.csv"}},
     {"data": {"synthetic": {"n_stocks": 50}}},
+    {"data": {"source": "panel", "path": "p.csv", "synthetic": {"n_stocks": 50}}},  # kept while switching
     {"backtest": {"top_pct": 0.6, "selections": ["class"]}},  # no top_pct baskets to overlap
 ])
 def test_keys_that_take_effect_do_not_warn(raw, recwarn):
