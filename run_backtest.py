@@ -64,7 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--executor", choices=["auto", "ray", "plain"],
                         help="sweeps: 'ray', 'plain' (in this process, one point at a time), or 'auto' "
                              "(the default: Ray when installed, else plain)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output:  # --output=~/x reaches us unexpanded (the shell expands ~ only at a word's start)
+        args.output = os.path.expanduser(args.output)
+    return args
 
 
 class Terminated(KeyboardInterrupt):

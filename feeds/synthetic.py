@@ -77,7 +77,7 @@ class MarketConfig:
     n_industries [28]: number of industries (uneven sizes).
     burn_in [24]: months simulated before ``start`` so that price-volume factors of the
         initial stocks have history.
-    delist_hazard [0.0004]: monthly probability that a listed stock delists.
+    delist_hazard [0.0002]: monthly probability that a listed stock delists (0: none does).
     mu_scale [0.0125]: cross-sectional std of mu (monthly); sets the oracle IC.
     share_linear [0.5], share_nonlinear [0.2], share_sequence [0.3]: variance shares of
         the three parts of mu (normalised to sum to 1; 0 switches a part off).
@@ -246,7 +246,8 @@ class _Generator:
         ipo = np.sort(np.concatenate(ipo_month))
         N = len(ipo)
         delist = np.full(N, self.Tx)
-        life = rng.geometric(cfg.delist_hazard, size=N)
+        # a hazard of 0: nobody delists (numpy's geometric needs p > 0)
+        life = rng.geometric(cfg.delist_hazard, size=N) if cfg.delist_hazard > 0 else np.full(N, self.Tx)
         start = np.maximum(ipo, 0)
         delist = np.where(start + life < self.Tx, start + life, self.Tx)
         t = np.arange(self.Tx)[:, None]

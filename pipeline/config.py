@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -277,6 +278,7 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
                     if name in raw or name not in _OPTIONAL}
         config = _build(RunConfig, raw, "")
         config.sections = sections
+        _expand_home(config)
         _check_run(config)
         _check_dates(config)
         _check_backtest(config)
@@ -308,6 +310,11 @@ IGNORED = (
      "neither train.patience nor a best-state restore is on"),
     ("labels", "up", lambda labels: labels.kind == "tercile", "labels.kind is 'tercile'"),
     ("labels", "down", lambda labels: labels.kind == "tercile", "labels.kind is 'tercile'"),
+    ("labels", "excess", lambda labels: labels.kind == "tercile",
+     "labels.kind is 'tercile' (ranks are the same with and without the month's mean)"),
+    ("preprocess", "mad_k", lambda p: p.winsorize != "mad", "preprocess.winsorize is not 'mad'"),
+    ("preprocess", "percentile", lambda p: p.winsorize != "percentile", "preprocess.winsorize is not 'percentile'"),
+    ("backtest", "top_pct", lambda b: "top_pct" not in b.selections, "'top_pct' is not among backtest.selections"),
     ("walk_forward", "scheme", lambda w: w.retrain_every is None, "walk_forward.retrain_every is not set"),
     *(("data", key, lambda d, used=used: d.source not in used,
        "data.source is not " + " or ".join(f"'{u}'" for u in used)) for key, used in DATA_KEYS.items()),
@@ -327,6 +334,15 @@ _NAME = re.compile(r"[^\W][\w.+-]{0,99}")
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and many users' tools) accept 0 .. 2**32 - 1
 
 
+def _expand_home(config: RunConfig) -> None:
+    # A shell expands ~ only at the start of a word: in a config file, or in --set key=~/x, it
+    # would become a folder named "~" in the working directory.
+    for section, key in (("data", "path"), ("data", "industry_map"), ("output", "dir"), ("output", "cache_dir")):
+        value = getattr(getattr(config, section), key)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(getattr(config, section), key, os.path.expanduser(value))
+
+
 def _check_run(config: RunConfig) -> None:
     if not _NAME.fullmatch(config.name) or ".." in config.name:
         raise ConfigError(f"run name {config.name!r} must be a plain name (letters, digits, '.', '_', '-', "
@@ -338,10 +354,7 @@ def _check_run(config: RunConfig) -> None:
 def _check_dates(config: RunConfig) -> None:
     stamps = {}
     for key, value in dataclasses.asdict(config.dates).items():
-        try:
-            stamps[key] = pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise ConfigError(f"'{value}' is not a valid date", f"dates.{key}") from None
+        stamps[key] = iso_date(value, f"dates.{key}")
     order = ["train_start", "train_end", "test_start", "test_end"]
     for a, b in zip(order, order[1:]):
         if stamps[a] >= stamps[b]:
@@ -353,6 +366,24 @@ def _check_dates(config: RunConfig) -> None:
         raise ConfigError(f"train_end {stamps['train_end'].date()} and test_start {stamps['test_start'].date()} "
                           f"fall in the same month {end:%Y-%m}; the test must start in a later month",
                           "dates.test_start")
+
+
+_ISO = re.compile(r"\d{4}-\d{1,2}(?:-\d{1,2})?")
+
+
+def iso_date(value, where: str, what: str = "date") -> pd.Timestamp:
+    """``value`` (``YYYY-MM-DD`` or ``YYYY-MM``) as a Timestamp, else a :class:`ConfigError`.
+
+    Other spellings are refused: ``06/12/2014`` would be read month first, ``13/12/2014`` day
+    first, and neither would say so.
+    """
+    text = str(value).strip()
+    try:
+        if not _ISO.fullmatch(text):
+            raise ValueError
+        return pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise ConfigError(f"'{value}' is not a valid {what} (write YYYY-MM-DD or YYYY-MM)", where) from None
 
 
 def _check_backtest(config: RunConfig) -> None:
@@ -404,16 +435,15 @@ def _check_synthetic(config: RunConfig) -> None:
             raise ConfigError(f"unknown synthetic market setting '{key}' (known: {known}){hint}", where)
         value = _coerce(value, hints[key], where)
         if key in ("start", "end"):
-            try:
-                pd.Timestamp(value)
-            except (ValueError, TypeError):
-                raise ConfigError(f"'{value}' is not a valid month", where) from None
+            iso_date(value, where, "month")
         elif key in ("n_stocks", "n_industries") and value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}", where)
         elif isinstance(value, (int, float)) and value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}", where)
         elif key.endswith("_rate") and value > 1:
             raise ConfigError(f"{key} is a share and must lie in [0, 1], got {value}", where)
+        elif key == "delist_hazard" and value >= 1:
+            raise ConfigError(f"{key} is a monthly probability and must lie in [0, 1), got {value}", where)
         config.data.synthetic[key] = value
 
 
@@ -421,13 +451,36 @@ class _Loader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that leaves dates as text, so a bad date is reported by its key."""
 
 
+# Numbers as YAML 1.2 reads them. YAML 1.1 (PyYAML) reads 010 as octal 8, 1:30 as 90 (base 60)
+# and 2014_12 as 201412, and ``1e7`` (no dot, no exponent sign) as text: each a silent surprise.
+_NUMBERS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBERS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-# YAML 1.1 reads ``1e7`` and ``-1e7`` (no dot, no exponent sign) as text; users mean numbers.
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                              re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-                              list("-+0123456789."))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+)$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+_Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: (
+    lambda text: int(text, 16) if "x" in text else int(text, 10))(loader.construct_scalar(node)))
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    # A key written twice would keep its last value without a word (a second 'train:' section
+    # replaced the first one whole).
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' appears twice in one mapping (lines {seen[key] + 1} and "
+                f"{key_node.start_mark.line + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 
 
 def _parse(text: str):

@@ -74,9 +74,11 @@ def factor_ic(factor: pd.DataFrame, method: str = "spearman", min_stocks: int = 
             pair = pair.groupby(level=0).rank()
         elif method != "pearson":
             raise ReportError(f"factor_ic: method must be 'spearman' or 'pearson', got {method!r}")
+        if pair.empty:  # no outcome yet at this horizon (e.g. a one-month test and fwd_3m)
+            out[col] = pd.Series(np.nan, index=pd.DatetimeIndex([]), dtype=np.float64)
+            continue
         grouped = pair.groupby(level=0)
-        ic = grouped.apply(lambda g: g["score"].corr(g[col]) if len(g) >= min_stocks else np.nan)
-        out[col] = ic
+        out[col] = grouped.apply(lambda g: g["score"].corr(g[col]) if len(g) >= min_stocks else np.nan)
     frame = pd.DataFrame(out)
     frame.index = pd.DatetimeIndex(frame.index, name="date")
     return frame.reindex(pd.DatetimeIndex(factor.index.get_level_values(0).unique().sort_values(), name="date"))

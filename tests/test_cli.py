@@ -100,7 +100,7 @@ def error_line(capsys):
     (["backtest.lots=1"], "unknown key 'lots'"),
     (["train.steps=many"], "expected an integer, got 'many' (train.steps,"),
     (["dates.train_end=2019-01-01"], "train_end 2019-01-01 must be before test_start"),
-    (["dates.test_start=2016-02-30"], "'2016-02-30' is not a valid date (dates.test_start"),
+    (["dates.test_start=2016-02-30"], "'2016-02-30' is not a valid date (write YYYY-MM-DD or YYYY-MM) (dates.test_start"),
     (["dates.test_start=2030-01-01", "dates.test_end=2030-12-31"], "test_start 2030-01-01 is after the data's last month"),
     (["train.seed=3"], "'train.seed' is set by the top-level 'seed'"),
     (["data.source=panel", "data.path=nowhere.csv"], "file not found"),

@@ -34,8 +34,11 @@ def test_defaults_are_the_study_protocol():
     ({"backtest": {"top_pct": 1.5}}, "top_pct must be in (0, 1], got 1.5 (backtest.top_pct, cfg.yaml)"),
     ({"data": {"source": "csv"}}, "'csv' is not one of 'synthetic', 'panel', 'daily' (data.source, cfg.yaml)"),
     ({"data": {"source": "panel"}}, "data.source 'panel' needs data.path (data.path, cfg.yaml)"),
-    ({"dates": {"train_end": "2016-02-30"}}, "'2016-02-30' is not a valid date (dates.train_end, cfg.yaml)"),
+    ({"dates": {"train_end": "2016-02-30"}}, "'2016-02-30' is not a valid date (write YYYY-MM-DD or YYYY-MM) (dates.train_end, cfg.yaml)"),
     ({"dates": {"train_end": "2016-06-30"}}, "train_end 2016-06-30 must be before test_start 2016-05-01"),
+    # 06/12/2014 was read month first (June), 13/12/2014 day first: neither said so
+    ({"dates": {"test_end": "06/12/2014"}}, "'06/12/2014' is not a valid date (write YYYY-MM-DD or YYYY-MM)"),
+    ({"dates": {"test_end": "13/12/2014"}}, "'13/12/2014' is not a valid date (write YYYY-MM-DD or YYYY-MM)"),
     ({"dates": {"test_end": "2015-01-01"}}, "test_start 2016-05-01 must be before test_end 2015-01-01"),
     ({"seed": True}, "expected an integer, got True (seed, cfg.yaml)"),
     ({"data": [1, 2]}, "expected a mapping, got list [1, 2] (data, cfg.yaml)"),
@@ -53,6 +56,11 @@ def test_each_problem_is_one_line_naming_where(raw, message):
     ({"train": {"min_delta": 0.1}}, "train.min_delta has no effect: neither train.patience nor a best-state"),
     ({"labels": {"kind": "tercile", "down": -0.05}}, "labels.down has no effect: labels.kind is 'tercile'"),
     ({"walk_forward": {"scheme": "rolling"}}, "walk_forward.scheme has no effect: walk_forward.retrain_every"),
+    ({"labels": {"kind": "tercile", "excess": True}}, "labels.excess has no effect: labels.kind is 'tercile'"),
+    ({"preprocess": {"percentile": 0.05}}, "preprocess.percentile has no effect: preprocess.winsorize is not"),
+    ({"preprocess": {"winsorize": "none", "mad_k": 3}}, "preprocess.mad_k has no effect: preprocess.winsorize is"),
+    ({"backtest": {"selections": ["class"], "top_pct": 0.2}},
+     "backtest.top_pct has no effect: 'top_pct' is not among backtest.selections"),
     ({"data": {"factors": ["bp"]}}, "data.factors has no effect: data.source is not 'panel'"),
     ({"data": {"source": "daily", "path": "bars.csv", "styles": {"value": ["bp"]}}},
      "data.styles has no effect: data.source is not 'panel'"),
@@ -81,6 +89,31 @@ def test_a_key_that_another_setting_turns_off_is_a_warning(raw, message):
 def test_keys_that_take_effect_do_not_warn(raw, recwarn):
     build_config(raw, "my.yaml")
     assert not [w for w in recwarn if issubclass(w.category, ConfigWarning)]
+
+
+@pytest.mark.parametrize("text, value", [
+    ("010", 10), ("+5", 5), ("0x1f", 31), ("1e7", 1e7), ("-1e7", -1e7), ("1e-3", 1e-3), (".5", 0.5),
+    # YAML 1.1 read these as octal 8, base-60 90 and 201412
+    ("1:30", "1:30"), ("2014_12", "2014_12"), ("1_000", "1_000"), ("2016-05-01", "2016-05-01"),
+])
+def test_numbers_are_read_as_yaml_1_2_reads_them(text, value):
+    assert apply_overrides({}, [f"x={text}"])["x"] == value
+
+
+def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  steps: 2\n  batch_size: 256\nseed: 0\ntrain:\n  lr: 0.003\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML: key 'train' appears twice in one mapping "
+                                          r"\(lines 1 and 5\) \(.*twice.yaml:5\)"):
+        load_config(path)
+
+
+def test_a_home_folder_in_a_path_is_expanded(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = build_config({"output": {"cache_dir": "~/models", "dir": "~/runs/x"},
+                           "data": {"source": "panel", "path": "~/panel.csv"}}, "cfg.yaml")
+    assert (config.output.cache_dir, config.output.dir, config.data.path) == (
+        str(tmp_path / "models"), str(tmp_path / "runs" / "x"), str(tmp_path / "panel.csv"))
 
 
 def test_yaml_dates_and_numbers_are_accepted(tmp_path):

@@ -124,7 +124,8 @@ CONFIG_VALUES = [  # (id, --set overrides, expected text naming the key)
     ("synthetic-seed", ["data.synthetic.seed=3"], "the market's seed is the top-level 'seed' (data.synthetic.seed"),
     ("synthetic-rate-above-1", ["data.synthetic.missing_rate=2"], "missing_rate is a share and must lie in [0, 1], got 2.0 (data.synthetic.missing_rate"),
     ("synthetic-vol-negative", ["data.synthetic.idio_vol=-0.1"], "idio_vol must be >= 0, got -0.1 (data.synthetic.idio_vol"),
-    ("synthetic-start-not-a-month", ["data.synthetic.start=someday"], "'someday' is not a valid month (data.synthetic.start"),
+    ("delist-hazard-1", ["data.synthetic.delist_hazard=1"], "delist_hazard is a monthly probability and must lie in [0, 1), got 1.0"),
+    ("synthetic-start-not-a-month", ["data.synthetic.start=someday"], "'someday' is not a valid month (write YYYY-MM-DD or YYYY-MM) (data.synthetic.start"),
     ("name-escapes-up", ["name=../../escape"], "run name '../../escape' must be a plain name"),
     ("name-with-separator", ["name=a/b"], "run name 'a/b' must be a plain name"),
     ("name-dot-dot", ["name=.."], "run name '..' must be a plain name"),
@@ -363,6 +364,15 @@ def test_a_factor_that_knows_the_next_month_is_a_warning_naming_it(tmp_path, cap
     assert tiny(tmp_path / "out", tmp_path / "cache", "--set", "data.source=panel", "--set", f"data.path={path}") == 0
     assert re.search(r"mean rank IC beyond ±0.3 against the NEXT month's return over the training window: "
                      r"next_ret \+1\.00\. No real factor", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["dates.test_end=2014-01-31", "backtest.selections=[class, top_pct]"],  # one test month: no 3-month outcome
+    ["data.synthetic.delist_hazard=0"],  # nobody delists (numpy's geometric needs p > 0)
+], ids=["one-test-month", "no-delistings"])
+def test_edge_settings_that_crashed_run(tmp_path, overrides):
+    assert tiny(tmp_path / "out", tmp_path / "cache", *(a for o in overrides for a in ("--set", o))) == 0
+    assert (tmp_path / "out" / "metrics.json").is_file()
 
 
 def test_the_prescience_check_allows_for_the_noise_of_a_short_window(panel_frame):
