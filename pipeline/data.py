@@ -39,7 +39,7 @@ class RunData:
     description: str = ""
 
 
-def load_data(config: RunConfig, window: int, root: Path | None = None) -> RunData:
+def load_data(config: RunConfig, window: int, root: Path | None = None, history: int | None = None) -> RunData:
     """Build the panel the config asks for and check it covers the run's dates.
 
     Raises
@@ -78,7 +78,7 @@ def load_data(config: RunConfig, window: int, root: Path | None = None) -> RunDa
             run = RunData(panel, benchmark=benchmark, report={**ingest.to_dict(), "source": "daily", "path": str(path)},
                           description=f"daily bars from {path.name}: {ingest.n_stocks} stocks, "
                                       f"{ingest.adjustment.n_ex_rights_days} ex-rights days neutralised")
-    return _cover(run, config, window)
+    return _cover(run, config, window, history or window)
 
 
 def _existing(root: Path, name: str, where: str) -> Path:
@@ -168,8 +168,9 @@ def _check_prescience(panel: Panel, dates: dict) -> None:
             "forward return or a label? (A factor at date t may only use data up to t.)"), stacklevel=2)
 
 
-def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
-    """Check the dates against the data and cut the panel at ``test_end``."""
+def _cover(run: RunData, config: RunConfig, window: int, history: int) -> RunData:
+    """Check the dates against the data and cut the panel at ``test_end`` (``history``: the
+    months a sample needs, ``WindowConfig.required``)."""
     dates = config.timestamps
     panel = run.panel
     first, last = panel.dates[0], panel.dates[-1]
@@ -180,6 +181,14 @@ def _cover(run: RunData, config: RunConfig, window: int) -> RunData:
     if dates["train_start"] + pd.offsets.MonthEnd(0) < first:
         raise ConfigError(f"train_start {dates['train_start'].date()} is before the data's first month "
                           f"{first:%Y-%m}", "dates.train_start")
+    before = int(panel.dates.searchsorted(dates["train_start"] + pd.offsets.MonthEnd(0)))
+    if before < history - 1 < len(panel.dates):
+        # months before train_start serve as the first windows' history; without them the
+        # training window's first months give no sample, and the report's span would not say so
+        warnings.warn(DataWarning(
+            f"dates.train_start {dates['train_start']:%Y-%m} leaves {before} month(s) of data before it: a sample "
+            f"needs {history} months of history, so the first training sample is {panel.dates[history - 1]:%Y-%m}; "
+            f"give the data {history - 1 - before} earlier month(s) or start training later"), stacklevel=2)
     if test_end < dates["test_end"] + pd.offsets.MonthEnd(0):
         warnings.warn(DataWarning(f"dates.test_end {dates['test_end']:%Y-%m} is after the data's last month "
                                   f"{last:%Y-%m}: the test ends there"), stacklevel=2)

@@ -66,7 +66,7 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     spec = signal_spec(config)
 
     t0 = time.perf_counter()
-    data = load_data(config, spec.window.window, root)
+    data = load_data(config, spec.window.window, root, history=spec.window.required)
     timings["data"] = time.perf_counter() - t0
     log(f"data: {data.panel} from {data.description} ({timings['data']:.1f} s)")
 

@@ -375,6 +375,16 @@ def test_edge_settings_that_crashed_run(tmp_path, overrides):
     assert (tmp_path / "out" / "metrics.json").is_file()
 
 
+def test_a_training_window_without_history_before_it_is_a_warning(tmp_path, capsys):
+    # the first window - 1 training months gave no sample, and the report still named them
+    assert tiny(tmp_path / "out", tmp_path / "cache", "--set", "data.synthetic.start=2012-06",
+                "--set", "dates.train_start=2012-06-01") == 0
+    assert ("dates.train_start 2012-06 leaves 0 month(s) of data before it: a sample needs 12 months of history, "
+            "so the first training sample is 2013-05") in capsys.readouterr().err
+    assert tiny(tmp_path / "out2", tmp_path / "cache") == 0  # the smoke config: a year of history first
+    assert "leaves" not in capsys.readouterr().err
+
+
 def test_the_prescience_check_allows_for_the_noise_of_a_short_window(panel_frame):
     from feeds.panel import Panel
     from pipeline.data import _check_prescience
