@@ -25,6 +25,7 @@ import json
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,18 +62,34 @@ class PointTask:
     retrain: bool = False
 
 
-def run_point(task: PointTask) -> dict:
-    """Run one point (an ordinary run) and return its ``metrics.json`` and its wall time.
+class SweepWarning(UserWarning):
+    """A warning a point's run raised, shown by the sweep with the point's id."""
 
-    Runs wherever the executor puts it (a Ray worker on another machine too); raises what
+
+def run_point(task: PointTask) -> dict:
+    """Run one point (an ordinary run) and return its ``metrics.json``, its wall time and the
+    warnings it raised (from its ``run.log``).
+
+    Runs wherever the executor puts it (a Ray worker on another machine too, whose output
+    never reaches the terminal: the sweep shows the warnings); raises what
     :func:`pipeline.run.run` raises.
     """
     from .run import run
 
     started = time.perf_counter()
-    run(task.config, output=Path(task.directory), retrain=task.retrain, quiet=True, root=Path(task.root))
+    with warnings.catch_warnings(record=True):  # kept in run.log; the sweep shows them, with the point
+        run(task.config, output=Path(task.directory), retrain=task.retrain, quiet=True, root=Path(task.root))
     return {"metrics": json.loads((Path(task.directory) / "metrics.json").read_text(encoding="utf-8")),
-            "elapsed_s": round(time.perf_counter() - started, 2)}
+            "elapsed_s": round(time.perf_counter() - started, 2), "warnings": point_warnings(task.directory)}
+
+
+def point_warnings(directory) -> list[str]:
+    """The warnings a point's run raised, as its ``run.log`` keeps them."""
+    try:
+        lines = (Path(directory) / "run.log").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [line[len("warning: "):] for line in lines if line.startswith("warning: ")]
 
 
 def is_sweep(config: RunConfig) -> bool:
@@ -195,12 +212,12 @@ def prepare_directory(directory: Path) -> Path:
 
 
 def point_row(point: Point, status: str, doc: dict | None, elapsed: float | None, error: str,
-              settings: list[str], replicates: list[str]) -> dict:
+              settings: list[str], replicates: list[str], warned: list[str] = ()) -> dict:
     """The point's row of ``sweep.csv`` (columns: :mod:`reports.sweep`); ``doc`` its metrics.json."""
     from reports.sweep import point_metrics
 
     model = point.config.sections["model"]
-    return {"point": point.id, "status": status, "error": error,
+    return {"point": point.id, "status": status, "error": error, "warnings": " | ".join(warned),
             "model": f"{model.kind.upper()} {model.layers}x{model.hidden}",
             "setting": point_id({key: point.values[key] for key in settings}),
             "replicate": point_id({key: point.values[key] for key in replicates}),
@@ -280,9 +297,11 @@ def run_sweep(path, overrides: list[str] | None = None, output=None, *, executor
     rows: dict[int, dict] = {}
 
     def record(index: int, status: str, doc: dict | None = None, elapsed: float | None = None,
-               error: str = "") -> None:
-        rows[index] = point_row(points[index], status, doc, elapsed, error, settings, replicates)
+               error: str = "", warned: list[str] = ()) -> None:
+        rows[index] = point_row(points[index], status, doc, elapsed, error, settings, replicates, warned)
         say(progress_line(len(rows), len(points), rows[index]))
+        for text in warned:  # a Ray worker's own output never reaches this terminal
+            warnings.warn(SweepWarning(f"{points[index].id}: {text}"), stacklevel=3)
 
     def write_summary() -> tuple[pd.DataFrame, str]:
         frame = pd.DataFrame([rows[i] for i in sorted(rows)])
@@ -300,7 +319,7 @@ def run_sweep(path, overrides: list[str] | None = None, output=None, *, executor
     for index, point in enumerate(points):
         doc = None if retrain else completed(point)
         if doc is not None:
-            record(index, "skipped", doc)
+            record(index, "skipped", doc, warned=point_warnings(point.directory))
         else:
             todo.append(index)
     owned = isinstance(executor, str)  # else the caller's executor, which the caller closes
@@ -317,7 +336,7 @@ def run_sweep(path, overrides: list[str] | None = None, output=None, *, executor
         for position, result, error in runner.map(run_point, tasks):
             index = todo[position]
             if error is None:
-                record(index, "done", result["metrics"], result["elapsed_s"])
+                record(index, "done", result["metrics"], result["elapsed_s"], warned=result["warnings"])
             else:
                 record(index, "failed", error=error)
             write_summary()

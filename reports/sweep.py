@@ -3,7 +3,8 @@
 benchmark tables).
 
 Columns of ``sweep.csv``: ``point`` (``key=value,...``), ``status`` (done, skipped: complete
-already, failed), ``error`` (one line), ``model`` (e.g. ``LSTM 2x64``), ``setting`` (the
+already, failed), ``error`` (one line), ``warnings`` (those the point's run raised, joined by
+`` | ``), ``model`` (e.g. ``LSTM 2x64``), ``setting`` (the
 point's values of the axes that are not replicates), ``replicate`` (those of the replicate
 axes), one column per axis, ``directory`` (the point's run directory), ``elapsed_s`` (wall time
 of the point here, empty when skipped), ``cached`` (models loaded from the cache); then the
@@ -143,6 +144,11 @@ def write_sweep_html(path, points: pd.DataFrame, table: pd.DataFrame, context: M
     if len(failed):
         items = "".join(f"<li><code>{_e(r.point)}</code>: {_e(r.error)}</li>" for r in failed.itertuples())
         parts.append(f"<h2>Failed points</h2><ul>{items}</ul>")
+    warned = points[points["warnings"].fillna("") != ""] if "warnings" in points else points.iloc[:0]
+    if len(warned):
+        items = "".join(f"<li><code>{_e(r.point)}</code>: {_e(r.warnings)}</li>" for r in warned.itertuples())
+        parts.append(f"<h2>Warnings</h2><p>What the points' runs warned about (each in its run.log "
+                     f"too).</p><ul>{items}</ul>")
     parts.append(_points_table(points))
     page = _PAGE.format(title=_e(f"Sweep {context.get('name', '')}"), css=_CSS, body="\n".join(parts))
     with atomic_path(path) as tmp:
