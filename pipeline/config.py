@@ -500,6 +500,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             value = text
         node = raw
         parts = key.strip().split(".")
+        if parts[:2] == ["sweep", "axes"] and len(parts) > 3:  # an axis name is a dotted key itself
+            parts = [*parts[:2], ".".join(parts[2:])]
         for part in parts[:-1]:
             child = node.get(part)
             if child is None:

@@ -19,6 +19,7 @@ as rows; :mod:`reports.sweep`) are rewritten as points finish.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -157,10 +158,19 @@ def expand(path, overrides: list[str], base: RunConfig, directory: Path) -> list
     if sweep.threads_per_point < 1:
         raise ConfigError(f"threads_per_point must be >= 1, got {sweep.threads_per_point}",
                           f"sweep.threads_per_point, {path}")
+    sections = {name for name, value in vars(base).items() if dataclasses.is_dataclass(value)} | set(base.sections)
     for key in sweep.axes:
         if key == "sweep" or key.startswith("sweep.") or key in ("name", "output.dir"):
             raise ConfigError(f"'{key}' cannot be an axis (the sweep sets it for each point)",
                               f"sweep.axes.{key}, {path}")
+        if key in sections:  # its values would replace the whole section, every other key of it lost
+            raise ConfigError(f"'{key}' is a section, not a setting: name the setting (e.g. '{key}.<key>')",
+                              f"sweep.axes.{key}, {path}")
+        given = [item for item in overrides if item.split("=", 1)[0].strip() == key]
+        if given:  # the axis would win over it without a word
+            raise ConfigError(f"--set {given[0]} sets an axis of the sweep: change the axis instead "
+                              f"(--set sweep.axes.{key}=...)", f"sweep.axes.{key}, {path}")
+    _warn_shared_members(base, sweep)
     # One torch thread per reserved CPU and the books in the point's own process: parallel points
     # must not oversubscribe the cores.
     threads = [] if base.sections["train"].num_threads else [f"train.num_threads={sweep.threads_per_point}"]
@@ -181,6 +191,22 @@ def expand(path, overrides: list[str], base: RunConfig, directory: Path) -> list
         seen[name] = pid
         points.append(Point(pid, values, config, directory / "points" / name))
     return points
+
+
+def _warn_shared_members(base: RunConfig, sweep: SweepConfig) -> None:
+    # train.ensemble k trains the seeds seed..seed+k-1: on one data set (a file; a synthetic
+    # market changes with the seed) seeds closer than k share members, and the replicates'
+    # spread understates the noise.
+    k = base.sections["train"].ensemble
+    if k < 2 or base.data.source == "synthetic" or "seed" not in sweep.axes:
+        return
+    seeds = sorted(set(axis_values("seed", sweep.axes["seed"])))
+    close = [(a, b) for a, b in zip(seeds, seeds[1:]) if b - a < k]
+    if close:
+        warnings.warn(SweepWarning(
+            f"sweep.axes.seed {close[0][0]} and {close[0][1]} are closer than train.ensemble ({k}): on the same "
+            f"data the point seed={close[0][0]} trains seeds {close[0][0]}..{close[0][0] + k - 1}, so the points "
+            f"share ensemble members; space the seeds by {k} (e.g. seed: [0, {k}, {2 * k}])"), stacklevel=3)
 
 
 def completed(point: Point) -> dict | None:

@@ -3,6 +3,7 @@ runs, failures that do not stop the others, Ray and the plain executor giving id
 and the summary (sweep.csv, sweep.html)."""
 import json
 import signal
+import warnings
 
 import pandas as pd
 import pytest
@@ -75,25 +76,55 @@ def test_points_are_every_combination_of_ordinary_configs(tmp_path):
     assert len({p.directory for p in points}) == 4
 
 
-@pytest.mark.parametrize("axes, sweep, message", [
-    ({"model.hiden": [4, 8]}, {}, "unknown key 'hiden'"),
-    ({"output.dir": ["a", "b"]}, {}, "cannot be an axis"),
-    ({"seed": "0..1"}, {"replicates": ["model.hidden"]}, "'model.hidden' is not an axis"),
-    ({"seed": "0..1"}, {"threads_per_point": 0}, "threads_per_point must be >= 1"),
-    ({"seed": [1, 1]}, {}, "would share a directory"),
-    ({}, {}, "the sweep section needs axes"),
+@pytest.mark.parametrize("axes, sweep, given, message", [
+    ({"model.hiden": [4, 8]}, {}, [], "unknown key 'hiden'"),
+    ({"output.dir": ["a", "b"]}, {}, [], "cannot be an axis"),
+    ({"seed": "0..1"}, {"replicates": ["model.hidden"]}, [], "'model.hidden' is not an axis"),
+    ({"seed": "0..1"}, {"threads_per_point": 0}, [], "threads_per_point must be >= 1"),
+    ({"seed": [1, 1]}, {}, [], "would share a directory"),
+    ({}, {}, [], "the sweep section needs axes"),
+    # values of a whole section replaced it: the base config's model.hidden was lost
+    ({"model": [{"kind": "gru"}]}, {}, [], "'model' is a section, not a setting: name the setting"),
+    # the axis won over the command's --set without a word
+    ({"seed": "0..1", "model.kind": ["lstm"]}, {}, ["--set", "model.kind=rnn"],
+     "--set model.kind=rnn sets an axis of the sweep: change the axis instead (--set sweep.axes.model.kind=...)"),
 ])
-def test_a_bad_sweep_is_one_error_line_before_anything_runs(tmp_path, capsys, axes, sweep, message):
+def test_a_bad_sweep_is_one_error_line_before_anything_runs(tmp_path, capsys, axes, sweep, given, message):
     path = sweep_file(tmp_path, axes, **sweep)
-    assert run_backtest.main(["--config", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    assert run_backtest.main(["--config", str(path), "--output", str(tmp_path / "out"), "--quiet", *given]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("source, seeds, warned", [("panel", "0..2", True), ("panel", [0, 2, 4], False),
+                                                    ("synthetic", "0..2", False)])
+def test_replicate_seeds_that_share_ensemble_members_warn(tmp_path, source, seeds, warned):
+    from pipeline.sweep import _warn_shared_members
+
+    data = {"source": source, "path": "panel.csv"} if source == "panel" else {"source": source}
+    config = load_config(sweep_file(tmp_path, {"seed": seeds}), [f"data={json.dumps(data)}", "train.ensemble=2"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_shared_members(config, config.sections["sweep"])
+    said = [str(w.message) for w in caught if issubclass(w.category, SweepWarning)]
+    assert said == (["sweep.axes.seed 0 and 1 are closer than train.ensemble (2): on the same data the point "
+                     "seed=0 trains seeds 0..1, so the points share ensemble members; space the seeds by 2 "
+                     "(e.g. seed: [0, 2, 4])"] if warned else [])
+
+
 def test_an_ordinary_config_has_no_sweep_section():
     config = load_config("configs/smoke.yaml")
     assert not is_sweep(config) and "sweep" not in dump_config(config)  # config.yaml as before
+
+
+def test_set_names_an_axis_by_its_dotted_key(tmp_path):
+    path = sweep_file(tmp_path, {"seed": "0..1", "model.kind": ["lstm"]})
+    overrides = ["sweep.axes.seed=1", "sweep.axes.model.kind=[lstm, gru]"]  # was a 'model' axis of {kind: gru}
+    points = expand(path, overrides, load_config(path, overrides), tmp_path / "out")
+    assert [p.id for p in points] == ["seed=1,model.kind=lstm", "seed=1,model.kind=gru"]
+    assert [p.config.sections["model"].kind for p in points] == ["lstm", "gru"]
+    assert all(p.config.sections["model"].hidden == TINY["model"]["hidden"] for p in points)
 
 
 def test_sweep_options_need_a_sweep_config(capsys):
