@@ -33,6 +33,7 @@ from .evaluate import evaluate
 from .log import Log
 from .output import RunDirectory, check_output
 from .predict import predict
+from .provenance import inputs_stamp
 from .publish import RunResult, publish, tearsheets
 from .train import MANAGED, SIGNAL_SECTIONS, signal_spec, train_signals
 
@@ -64,6 +65,7 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     spec = signal_spec(config)
+    inputs = inputs_stamp(config, root)  # before reading: a file changed during the run is not this one
 
     t0 = time.perf_counter()
     data = load_data(config, spec.window.window, root, history=spec.window.required)
@@ -92,6 +94,7 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     with RunDirectory(output) as staging, tearsheets(config, data, backtests, staging) as sheets:
         t0 = time.perf_counter()
         evaluation = evaluate(config, data, bundle, predictions, backtests, spec.labels, dict(timings))
+        evaluation.doc["checks"]["inputs"] = inputs
         timings["evaluate"] = time.perf_counter() - t0
         return publish(staging, output, config, spec, data, bundle, predictions, backtests, evaluation,
                        sheets, log, timings, started)

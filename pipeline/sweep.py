@@ -12,7 +12,8 @@ A config with a ``sweep`` section is a sweep over its other sections (the base c
 Each point is the base config with the point's values set (as ``--set`` would), run by
 :func:`pipeline.run.run` into ``<sweep dir>/points/<point id>/``: an ordinary run directory,
 its models cached by their key as usual. A point whose directory already holds a complete run
-of the very same config is not run again, so re-running a sweep only does what is missing. A
+of the very same config, code and data files (:mod:`pipeline.provenance`) is not run again, so
+re-running a sweep only does what is missing. A
 point that fails is reported (one line, in the progress and in ``sweep.csv``) and the others go
 on. ``sweep.csv`` (one row per point) and ``sweep.html`` (mean ± std per setting, the baselines
 as rows; :mod:`reports.sweep`) are rewritten as points finish.
@@ -35,6 +36,7 @@ import pandas as pd
 from .config import ConfigError, RunConfig, SweepConfig, dump_config, load_config
 from .executors import PlainExecutor, make_executor
 from .output import OutputError, is_run_directory
+from .provenance import inputs_stamp
 
 SWEEP_MARKER = ".lstm-tercile-sweep"  # a sweep directory may only be reused by a sweep
 _RANGE = re.compile(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*")
@@ -341,13 +343,17 @@ def run_sweep(path, overrides: list[str] | None = None, output=None, *, executor
         return frame, markdown_table(table)
 
     say(f"sweep {base.name}: {len(points)} points; outputs in {directory}/")
-    todo = []
+    todo, stale = [], 0
     for index, point in enumerate(points):
         doc = None if retrain else completed(point)
+        if doc is not None and (doc.get("checks") or {}).get("inputs") != inputs_stamp(point.config, root):
+            doc, stale = None, stale + 1  # same config, but the code or a data file changed since
         if doc is not None:
             record(index, "skipped", doc, warned=point_warnings(point.directory))
         else:
             todo.append(index)
+    if stale:
+        say(f"sweep {base.name}: {stale} complete point(s) run again: the code or their data files changed")
     owned = isinstance(executor, str)  # else the caller's executor, which the caller closes
     if not owned:
         runner = executor

@@ -247,6 +247,35 @@ def test_a_points_warnings_are_shown_with_its_id_and_kept_in_the_summary(tmp_pat
     assert again.counts["skipped"] == 2 and list(again.points["warnings"]) == list(result.points["warnings"])
 
 
+def test_a_complete_point_runs_again_when_its_code_or_data_file_changed(tmp_path, monkeypatch):
+    import pipeline.sweep as sweep_module
+    from pipeline.provenance import inputs_stamp
+
+    path = sweep_file(tmp_path, {"seed": [0]})
+    first = run_sweep(path, output=tmp_path / "out", executor="plain", quiet=True)
+    stamp = json.loads((tmp_path / "out" / "points" / "seed=0" / "metrics.json").read_text())["checks"]["inputs"]
+    assert stamp == inputs_stamp(load_config(path), tmp_path) and len(stamp["code"]) == 16
+    assert run_sweep(path, output=tmp_path / "out", executor="plain", quiet=True).counts["skipped"] == 1
+    # a code update (or an edited data file): the same config no longer names the same results
+    monkeypatch.setattr(sweep_module, "inputs_stamp", lambda config, root: {**stamp, "code": "another"})
+    again = run_sweep(path, output=tmp_path / "out", executor="plain", quiet=True)
+    assert again.counts == {"done": 1, "skipped": 0, "failed": 0}
+    pd.testing.assert_frame_equal(figures(again.points), figures(first.points))  # deterministic: same figures
+
+
+def test_the_inputs_stamp_follows_the_data_files(tmp_path):
+    from pipeline.provenance import inputs_stamp
+
+    data = tmp_path / "panel.csv"
+    data.write_text("date,code\n")
+    config = load_config(sweep_file(tmp_path, {"seed": [0]}), [f"data={{source: panel, path: {data}}}"])
+    before = inputs_stamp(config, tmp_path)
+    data.write_text("date,code,ret\n")
+    after = inputs_stamp(config, tmp_path)
+    assert before["code"] == after["code"] and before["data.path"] != after["data.path"]
+    assert "data.path" not in inputs_stamp(load_config(sweep_file(tmp_path, {"seed": [0]})), tmp_path)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not ray_available(), reason="ray is not installed (pip install -e .[ray]); "
                                                 "the plain executor is tested without it")
