@@ -110,6 +110,29 @@ def _check_breadth(panel: Panel, dates: dict) -> None:
                                   "terciles and baskets"), stacklevel=2)
 
 
+#: Industry neutralization takes each factor's industry mean out: a stock alone in its industry
+#: that month keeps 0 in every factor, nothing the model can learn from. Beyond this share of the
+#: listed stock-months it is worth a line (a market of few stocks split into many industries).
+ALONE_IN_INDUSTRY = 0.05
+
+
+def _check_industries(panel: Panel, dates: dict, neutralize: str) -> None:
+    if neutralize == "none" or panel.industry is None:
+        return
+    first = int(panel.dates.searchsorted(dates["train_start"] + pd.offsets.MonthEnd(0)))
+    listed, industry = panel.listed[first:], panel.industry[first:]
+    t, i = np.nonzero(listed & (industry >= 0))
+    if not len(t):
+        return
+    groups = t * (int(industry.max()) + 1) + industry[t, i]
+    alone = float((np.bincount(groups)[groups] == 1).mean())
+    if alone > ALONE_IN_INDUSTRY:
+        warnings.warn(DataWarning(
+            f"{alone:.0%} of the listed stock-months from {panel.dates[first]:%Y-%m} are alone in their industry "
+            f"that month: industry neutralization leaves every factor of theirs at 0, so the model sees nothing "
+            f"of them (fewer industries, more stocks, or preprocess.neutralize: none)"), stacklevel=2)
+
+
 #: Calendar days between daily bars' last day and its month's end beyond which that month is
 #: partial (holidays end a month's trading a few days early at most).
 PARTIAL_MONTH_DAYS = 7
@@ -202,6 +225,8 @@ def _cover(run: RunData, config: RunConfig, window: int, history: int) -> RunDat
     cut.validate(window=window)
     cut.check_values(run.description)
     _check_breadth(cut, dates)
+    preprocess = config.sections.get("preprocess")
+    _check_industries(cut, dates, preprocess.neutralize if preprocess is not None else "industry")
     _check_coverage(cut, dates)
     _check_prescience(cut, dates)
     run.panel = cut

@@ -385,6 +385,16 @@ def test_a_training_window_without_history_before_it_is_a_warning(tmp_path, caps
     assert "leaves" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("overrides, warned", [([], True), (["preprocess.neutralize=none"], False),
+                                               (["data.synthetic.n_stocks=150"], False)])
+def test_stocks_alone_in_their_industry_are_a_warning_with_their_share(tmp_path, capsys, overrides, warned):
+    # 40 stocks in 28 industries: a fifth of the stock-months were neutralized to all-zero inputs
+    assert tiny(tmp_path / "out", tmp_path / "cache", *(a for o in overrides for a in ("--set", o))) == 0
+    said = re.search(r"(\d+)% of the listed stock-months from 2011-01 are alone in their industry that month: "
+                     r"industry neutralization leaves every factor of theirs at 0", capsys.readouterr().err)
+    assert bool(said) == warned and (not warned or int(said[1]) > 5)
+
+
 def test_the_prescience_check_allows_for_the_noise_of_a_short_window(panel_frame):
     from feeds.panel import Panel
     from pipeline.data import _check_prescience
