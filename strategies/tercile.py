@@ -26,6 +26,9 @@ EXECUTIONS = ("close", "next_open")
 #: (the default run's class high book, 100 million yuan over some 2,000 stocks, holds 2.6% of its
 #: value in cash on average: its series/positions.parquet)
 LOT_SHORTFALL = 0.05
+#: the share of the broker value that may sit in held stocks without a bar (delisted) before a
+#: run warns: the strategy cannot sell them, so they stay at their last close, earning 0%
+STRANDED = 0.05
 
 
 @dataclass
@@ -128,7 +131,8 @@ class LSTMTercileStrategy(bt.Strategy):
     Attributes after (and during) a run: ``records`` (a :class:`MonthRecord` per decision),
     ``codes`` (stock feed names), :meth:`predictions`, :meth:`basket_frame`,
     ``rejected_orders``, ``lot_shortfall`` (per rebalance, the share of the broker value
-    that rounding to board lots left out of the book).
+    that rounding to board lots left out of the book), ``stranded`` (per rebalance, the share
+    of the broker value held in stocks without a bar that month: delisted, so never sold).
     """
 
     params = (
@@ -199,6 +203,7 @@ class LSTMTercileStrategy(bt.Strategy):
         self.rejected_orders = 0
         self.orders_sent = 0
         self.lot_shortfall = []  # per rebalance: exposure the board lots left out, share of value
+        self.stranded = []  # per rebalance: (date, share of value held in stocks without a bar)
         self._seen_months: list[pd.Timestamp] = []
         self._warned_late = False
 
@@ -309,6 +314,7 @@ class LSTMTercileStrategy(bt.Strategy):
                    else "")), stacklevel=2)
         self._warn_empty_baskets()
         self._warn_lots()
+        self._warn_stranded()
         if self.rejected_orders:
             hint = (" With execution='next_open' an order sized at one close fills at the next bar's "
                     "price; leave headroom for a month's price moves with gross < 1." if self.p.execution == "next_open" else "")
@@ -346,6 +352,13 @@ class LSTMTercileStrategy(bt.Strategy):
                 f"of the broker value out of the book at its rebalances (target gross {self.p.gross:g}): a "
                 "stock's target is small next to the price of a lot; more cash, smaller baskets (top_pct) or "
                 "lot=0 (fractional shares) come closer to the target"), stacklevel=2)
+
+    def _warn_stranded(self):
+        if self.stranded and (worst := max(self.stranded, key=lambda item: item[1]))[1] > STRANDED:
+            warnings.warn(StrategyWarning(
+                f"book '{self.p.book}': up to {worst[1]:.0%} of the broker value ({worst[0].date()}) sat in held "
+                "stocks without a bar (delisted, or missing from the data): the strategy cannot sell them, so they stay in the book at "
+                "their last close, earning 0%"), stacklevel=2)
 
     # ---------------------------------------------------------------- clock
     def prenext(self):
@@ -462,6 +475,7 @@ class LSTMTercileStrategy(bt.Strategy):
         current = np.where(sizes != 0, sizes * self._prices, 0.0)
         tradable = snap.tradable()
         target = book_weights(baskets, self.p.book, self.p.gross) * value
+        self.stranded.append((self._seen_months[-1], float(np.abs(current[~snap.present]).sum() / value)))
 
         def fee(trades):
             out = np.zeros(len(trades))
