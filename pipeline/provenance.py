@@ -1,8 +1,8 @@
 """What a run's results came from besides its config: the code and the data files.
 
 A run records :func:`inputs_stamp` in ``metrics.json → checks.inputs``; a sweep re-run
-(:func:`pipeline.sweep.completed`) reuses a point only when its config *and* this stamp are
-unchanged, so an edited data file or a code update runs the point again.
+(:func:`pipeline.sweep.run_sweep`) reuses a complete point only when its config *and* this stamp
+are unchanged, so an edited data file or a code update runs the point again.
 """
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ Each point is the base config with the point's values set (as ``--set`` would), 
 :func:`pipeline.run.run` into ``<sweep dir>/points/<point id>/``: an ordinary run directory,
 its models cached by their key as usual. A point whose directory already holds a complete run
 of the very same config, code and data files (:mod:`pipeline.provenance`) is not run again, so
-re-running a sweep only does what is missing. A
-point that fails is reported (one line, in the progress and in ``sweep.csv``) and the others go
-on. ``sweep.csv`` (one row per point) and ``sweep.html`` (mean ± std per setting, the baselines
+re-running a sweep only does what is missing. A point that fails is reported (one line, in the
+progress and in ``sweep.csv``) and the others go on; a point's warnings are shown with its id and
+kept in ``sweep.csv``. ``sweep.csv`` (one row per point) and ``sweep.html`` (mean ± std per setting, the baselines
 as rows; :mod:`reports.sweep`) are rewritten as points finish.
 """
 from __future__ import annotations
