@@ -12,8 +12,8 @@ from .summary import build_figures, write_report
 from .tearsheet import write_tearsheet
 
 __all__ = [
-    "ReportError", "ReportWarning", "book_metrics", "long_short", "long_short_excess", "nav", "monthly_prediction_stats",
-    "prediction_metrics", "selection_metrics", "metrics_document", "write_tearsheet",
+    "ReportError", "ReportWarning", "book_metrics", "long_short", "long_short_excess", "nav",
+    "monthly_prediction_stats", "prediction_metrics", "selection_metrics", "metrics_document", "write_tearsheet",
     "training_loss_figure", "training_accuracy_figure", "input_distribution_figure", "oos_accuracy_figure",
     "rank_ic_figure", "basket_nav_figure", "long_short_nav_figure", "long_short_excess_figure",
     "factor_contribution_figure", "style_contribution_figure", "figure_png", "save_figures",
