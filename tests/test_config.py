@@ -84,7 +84,7 @@ def test_a_key_that_another_setting_turns_off_is_a_warning(raw, message):
     {"data": {"source": "daily", "path": "bars.csv", "benchmark": "sh.000300", "industry_map": "map.csv"}},
     {"data": {"synthetic": {"n_stocks": 50}}},
     {"data": {"source": "panel", "path": "p.csv", "synthetic": {"n_stocks": 50}}},  # kept while switching
-    {"backtest": {"top_pct": 0.6, "selections": ["class"]}},  # no top_pct baskets to overlap
+    {"backtest": {"top_pct": 0.4, "selections": ["top_pct"]}},
 ])
 def test_keys_that_take_effect_do_not_warn(raw, recwarn):
     build_config(raw, "my.yaml")
