@@ -152,6 +152,7 @@ def _main(args) -> int:
     quiet = args.quiet or bool(os.environ.get("CI"))
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.showwarning = _show_warning
+    _shown.clear()  # once per message and command (a process may run several: tests, notebooks)
     with signals_deferred():
         from pipeline.config import ConfigError, load_config
         from pipeline.run import USER_ERRORS, run  # importing run registers the signal's config sections
