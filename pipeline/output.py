@@ -59,6 +59,28 @@ def is_run_directory(path) -> bool:
         return False
 
 
+def _foreign(path: Path, attempts: int = 5) -> bool:
+    """Whether ``path`` is a non-empty directory without this tool's marker.
+
+    Concurrent runs of this tool move their runs aside and publish new ones there (see
+    :func:`_publish`), so the checks may see two different directories: only a verdict on one
+    and the same directory (inode and change time unchanged across the checks) counts.
+    """
+    for _ in range(attempts):
+        try:
+            before = path.stat()
+            empty = next(path.iterdir(), None) is None
+            ours = is_run_directory(path)
+            after = path.stat()
+        except FileNotFoundError:
+            return False  # a concurrent run moved its run aside meanwhile
+        except OSError as exc:
+            raise OutputError(f"cannot read the output directory: {exc.strerror}", str(path)) from None
+        if (before.st_ino, before.st_ctime_ns) == (after.st_ino, after.st_ctime_ns):
+            return not empty and not ours
+    return False  # it keeps changing: runs of this tool are publishing there
+
+
 def check_output(path) -> Path:
     """Return ``path`` if a run may be published there, else raise :class:`OutputError`.
 
@@ -73,15 +95,7 @@ def check_output(path) -> Path:
     if path.exists():
         if not path.is_dir():
             raise OutputError("the output exists and is not a directory; nothing was written", str(path))
-        try:
-            empty = next(path.iterdir(), None) is None
-        except FileNotFoundError:
-            empty = True  # a concurrent run of this tool moved its run aside meanwhile
-        except OSError as exc:
-            raise OutputError(f"cannot read the output directory: {exc.strerror}", str(path)) from None
-        # A run of this tool may be moved aside by a concurrent one between two of these checks
-        # (see _publish), so a directory without a marker is foreign only if it is still there.
-        if not empty and not is_run_directory(path) and path.exists():
+        if _foreign(path):
             raise OutputError(f"the output directory exists and is not a run of this tool (no {MARKER} marker); "
                               "choose another --output or remove it yourself", str(path))
     ancestor = path.parent

@@ -226,6 +226,26 @@ def test_a_run_moved_aside_by_a_concurrent_run_during_the_check_is_not_taken_for
         check_output(tmp_path / "foreign")  # a directory of the user's still is refused
 
 
+def test_a_run_moved_aside_and_replaced_by_a_concurrent_run_during_the_check_is_ours(tmp_path, monkeypatch):
+    # two racers: one moves the run aside and the other publishes a new one between the checks,
+    # so the path exists again when the verdict is read (CI's lowest-versions job once failed so)
+    for name in ("out", "next"):
+        with RunDirectory(tmp_path / name) as staging:
+            (staging / "a.txt").write_text(name)
+    out, calls = tmp_path / "out", []
+
+    def replaced_meanwhile(path):
+        calls.append(path)
+        if len(calls) == 1:
+            os.replace(out, tmp_path / "aside")
+            os.replace(tmp_path / "next", out)
+            return False  # what the marker check saw: no directory at that moment
+        return is_run_directory(path)
+
+    monkeypatch.setattr(output_module, "is_run_directory", replaced_meanwhile)
+    assert check_output(out) == out and len(calls) == 2 and (out / "a.txt").read_text() == "next"
+
+
 def test_output_dir_from_the_config_is_checked_too(tmp_path, capsys):
     target = _user_dir(tmp_path)
     assert cli("--config", SMOKE, "--set", f"output.dir={target}", *TINY) == 2
