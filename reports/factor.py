@@ -90,7 +90,8 @@ def ic_summary(ic: pd.DataFrame) -> pd.DataFrame:
     ``lags``, ``skew``, ``n`` (dates with an IC).
 
     Monthly ICs against a k-month forward return (column ``fwd_<k>m``) share k − 1 months of
-    return with their neighbours, so they are autocorrelated and a plain t test overstates t.
+    return with their neighbours, so they are autocorrelated and a plain t test misstates t
+    (overstates it when, as usual, neighbours agree).
     ``se`` is Newey–West's with ``lags = k − 1`` (Bartlett weights): at 1 month it is the plain
     ``std / √n``.
     """
