@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -90,10 +91,16 @@ def check_output(path) -> Path:
     process cannot write.
     """
     path = Path(path)
-    if path.is_symlink():
-        raise OutputError("the output is a symbolic link; give the directory itself", str(path))
-    if path.exists():
-        if not path.is_dir():
+    try:  # one look at the path: concurrent runs of this tool move their runs there and away
+        status = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):  # (below a regular file: said below)
+        status = None
+    except OSError as exc:
+        raise OutputError(f"cannot read the output: {exc.strerror}", str(path)) from None
+    if status is not None:
+        if stat.S_ISLNK(status.st_mode):
+            raise OutputError("the output is a symbolic link; give the directory itself", str(path))
+        if not stat.S_ISDIR(status.st_mode):
             raise OutputError("the output exists and is not a directory; nothing was written", str(path))
         if _foreign(path):
             raise OutputError(f"the output directory exists and is not a run of this tool (no {MARKER} marker); "
