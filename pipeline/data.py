@@ -96,10 +96,9 @@ def _existing(root: Path, name: str, where: str) -> Path:
 MIN_STOCKS, FEW_STOCKS = 3, 30
 
 
-def _check_breadth(panel: Panel, dates: dict) -> None:
-    start = dates["train_start"] + pd.offsets.MonthEnd(0)
-    months = panel.dates >= start
-    counts = panel.listed[months].sum(axis=1) if months.any() else panel.listed.sum(axis=1)
+def _check_breadth(panel: Panel, first: int) -> None:
+    start = panel.dates[min(first, len(panel.dates) - 1)]
+    counts = panel.listed[first:].sum(axis=1) if first < len(panel.dates) else panel.listed.sum(axis=1)
     typical = int(np.median(counts))
     if typical < MIN_STOCKS:
         raise PanelError(f"too few stocks for cross-sectional preprocessing: {typical} listed per month "
@@ -116,10 +115,9 @@ def _check_breadth(panel: Panel, dates: dict) -> None:
 ALONE_IN_INDUSTRY = 0.05
 
 
-def _check_industries(panel: Panel, dates: dict, neutralize: str) -> None:
+def _check_industries(panel: Panel, first: int, neutralize: str) -> None:
     if neutralize == "none" or panel.industry is None:
         return
-    first = int(panel.dates.searchsorted(dates["train_start"] + pd.offsets.MonthEnd(0)))
     listed, industry = panel.listed[first:], panel.industry[first:]
     t, i = np.nonzero(listed & (industry >= 0))
     if not len(t):
@@ -143,12 +141,11 @@ PARTIAL_MONTH_DAYS = 7
 SPARSE_FACTOR = 0.5
 
 
-def _check_coverage(panel: Panel, dates: dict) -> None:
-    start = dates["train_start"] + pd.offsets.MonthEnd(0)
-    first = int(panel.dates.searchsorted(start))
+def _check_coverage(panel: Panel, first: int) -> None:
     listed = panel.listed[first:]
     if not listed.any():
         return
+    start = panel.dates[first]
     missing = (np.isnan(panel.factors[first:]) & listed[..., None]).sum(axis=(0, 1)) / listed.sum()
     sparse = [(name, share) for name, share in zip(panel.factor_names, missing) if share > SPARSE_FACTOR]
     if sparse:
@@ -165,11 +162,11 @@ def _check_coverage(panel: Panel, dates: dict) -> None:
 PRESCIENT_IC, PRESCIENT_MONTHS = 0.3, 12
 
 
-def _check_prescience(panel: Panel, dates: dict) -> None:
+def _check_prescience(panel: Panel, training: slice) -> None:
     """Warn about factors whose mean rank IC with the next month's return over the training window
-    is beyond any real factor's (on up to PRESCIENT_MONTHS months spread over it: enough to see it)."""
-    rows = np.flatnonzero((panel.dates >= dates["train_start"] + pd.offsets.MonthEnd(0))
-                          & (panel.dates < dates["train_end"] + pd.offsets.MonthEnd(0)))
+    (``training``: its rows, the last label month's left out) is beyond any real factor's (on up to
+    PRESCIENT_MONTHS months spread over it: enough to see it)."""
+    rows = np.arange(len(panel.dates))[training]
     if not len(rows):
         return
     rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), PRESCIENT_MONTHS)).astype(int))]
@@ -204,7 +201,9 @@ def _cover(run: RunData, config: RunConfig, window: int, history: int) -> RunDat
     if dates["train_start"] + pd.offsets.MonthEnd(0) < first:
         raise ConfigError(f"train_start {dates['train_start'].date()} is before the data's first month "
                           f"{first:%Y-%m}", "dates.train_start")
-    before = int(panel.dates.searchsorted(dates["train_start"] + pd.offsets.MonthEnd(0)))
+    # the training window's rows (its months before the last one: those have a label inside it)
+    before, train_end = (int(panel.dates.searchsorted(dates[k] + pd.offsets.MonthEnd(0)))
+                         for k in ("train_start", "train_end"))
     if before < history - 1 < len(panel.dates):
         # months before train_start serve as the first windows' history; without them the
         # training window's first months give no sample, and the report's span would not say so
@@ -224,11 +223,11 @@ def _cover(run: RunData, config: RunConfig, window: int, history: int) -> RunDat
     cut = panel.take(rows=slice(0, keep))
     cut.validate(window=window)
     cut.check_values(run.description)
-    _check_breadth(cut, dates)
+    _check_breadth(cut, before)
     preprocess = config.sections.get("preprocess")
-    _check_industries(cut, dates, preprocess.neutralize if preprocess is not None else "industry")
-    _check_coverage(cut, dates)
-    _check_prescience(cut, dates)
+    _check_industries(cut, before, preprocess.neutralize if preprocess is not None else "industry")
+    _check_coverage(cut, before)
+    _check_prescience(cut, slice(before, train_end))
     run.panel = cut
     if run.oracle is not None:
         run.oracle = run.oracle[:keep]

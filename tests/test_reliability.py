@@ -425,7 +425,7 @@ def test_the_prescience_check_allows_for_the_noise_of_a_short_window(panel_frame
     honest = Panel.from_frame(panel_frame)
     warned = {"honest": 0, "next_ret": 0}
     for m in range(13, 50):  # one-month windows of 40 stocks: chance alone passed 0.3 in 29 of 37
-        window = {"train_start": panel.dates[m - 1], "train_end": panel.dates[m]}
+        window = slice(m - 1, m)
         for name, tested in (("honest", honest), ("next_ret", panel)):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
