@@ -277,16 +277,13 @@ def _check_index_gaps(index_close: pd.DataFrame, source: str) -> None:
     for code in index_close.columns:
         close = index_close[code]
         span = close.loc[close.first_valid_index():close.last_valid_index()]
-        missing = span.index[span.isna().to_numpy()]
-        if len(missing):
-            run_end = missing[0]
-            for day in missing[1:]:  # the first gap: the missing days that follow each other
-                if span.index.get_loc(day) != span.index.get_loc(run_end) + 1:
-                    break
-                run_end = day
+        gaps = np.flatnonzero(span.isna().to_numpy())
+        if len(gaps):
+            breaks = np.flatnonzero(np.diff(gaps) != 1)  # the first gap ends where the days stop following
+            first_gap = span.index[[gaps[0], gaps[breaks[0]] if len(breaks) else gaps[-1]]]
             warnings.warn(DataWarning(
-                f"index {code} has no bar on {len(missing)} market day(s) inside its span (first gap "
-                f"{missing[0].date()}..{run_end.date()}): its close is carried over them, so their moves land on "
+                f"index {code} has no bar on {len(gaps)} market day(s) inside its span (first gap "
+                f"{first_gap[0].date()}..{first_gap[1].date()}): its close is carried over them, so their moves land on "
                 f"its next bar, in its monthly (benchmark) returns and the market-relative factors ({source})"),
                 stacklevel=5)
 

@@ -8,6 +8,8 @@ import warnings
 
 from .config import ConfigError
 
+WARNING = "warning: "  # how run.log starts a warning's line (pipeline.sweep reads them back)
+
 
 class Log:
     """Progress lines of a run: on stderr from ``level`` up (none with ``quiet``), and every
@@ -45,7 +47,7 @@ class Log:
         shown = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
-            self.record(f"warning: {message}")
+            self.record(f"{WARNING}{message}")
             shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show

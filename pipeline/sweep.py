@@ -35,6 +35,7 @@ import pandas as pd
 
 from .config import ConfigError, RunConfig, SweepConfig, dump_config, load_config
 from .executors import PlainExecutor, make_executor
+from .log import WARNING
 from .output import OutputError, is_run_directory
 from .provenance import inputs_stamp
 
@@ -92,7 +93,7 @@ def point_warnings(directory) -> list[str]:
         lines = (Path(directory) / "run.log").read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
-    return [line[len("warning: "):] for line in lines if line.startswith("warning: ")]
+    return [line[len(WARNING):] for line in lines if line.startswith(WARNING)]
 
 
 def is_sweep(config: RunConfig) -> bool:
