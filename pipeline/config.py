@@ -184,7 +184,7 @@ def _coerce(value, tp, where: str):
     """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
     origin = get_origin(tp)
     if tp is Any:
-        return value
+        return _plain(value)
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -202,7 +202,7 @@ def _coerce(value, tp, where: str):
         if value not in get_args(tp):
             choices = ", ".join(repr(a) for a in get_args(tp))
             raise ConfigError(f"{value!r} is not one of {choices}", where)
-        return value
+        return _plain(value)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin in (list, tuple):
@@ -213,7 +213,7 @@ def _coerce(value, tp, where: str):
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"expected a mapping, got {type(value).__name__} {value!r}", where)
-        return value
+        return _plain(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"expected true or false, got {value!r}", where)
@@ -227,13 +227,13 @@ def _coerce(value, tp, where: str):
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"expected an integer, got {value!r}", where)
-        return value
+        return int(value)
     if tp is str:
         if hasattr(value, "isoformat"):  # YAML dates
             return value.isoformat()
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"expected a string, got {value!r}", where)
-        return str(value)
+        return getattr(value, "text", None) or str(value)
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", where)
     return value
@@ -462,8 +462,41 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:[0-
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
+
+
+class _WrittenInt(int):
+    """A YAML integer written in a form that ``str()`` does not give back (``010``, ``+5``, ``0x1F``):
+    a text setting takes it as written, so ``name: 010`` is the run ``010`` and ``benchmark: 000300``
+    the code ``000300``, not ``10`` and ``300``."""
+
+
+class _WrittenFloat(float):
+    """The same for a YAML float (``1.50``, ``1e3``)."""
+
+
+def _written(number, text: str):
+    if str(number) == text:
+        return number
+    out = (_WrittenInt if isinstance(number, int) else _WrittenFloat)(number)
+    out.text = text
+    return out
+
+
+def _plain(value):
+    """``value`` with every written number made a plain int or float (what YAML dumps)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, _WrittenInt):
+        return int(value)
+    return float(value) if isinstance(value, _WrittenFloat) else value
+
+
 _Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: (
-    lambda text: int(text, 16) if "x" in text else int(text, 10))(loader.construct_scalar(node)))
+    lambda text: _written(int(text, 16) if "x" in text else int(text, 10), text))(loader.construct_scalar(node)))
+_Loader.add_constructor("tag:yaml.org,2002:float", lambda loader, node: _written(
+    yaml.SafeLoader.construct_yaml_float(loader, node), loader.construct_scalar(node)))
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -510,6 +543,13 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"cannot set '{key}': '{part}' is not a section", f"--set {item}")
             node[part] = child = dict(child)
             node = child
+        old = node.get(parts[-1])
+        if isinstance(old, dict) and isinstance(value, dict) and set(old) - set(value):
+            # --set data.synthetic={n_stocks: 300} looks like "change n_stocks" but replaces the mapping.
+            lost = ", ".join(str(k) for k in old if k not in value)
+            warnings.warn(ConfigWarning(
+                f"--set {key}={{...}} replaces the whole mapping, dropping the config's {lost} "
+                f"(to change one key, write --set {key}.<key>=value)"), stacklevel=2)
         node[parts[-1]] = value
     return raw
 

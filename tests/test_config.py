@@ -100,6 +100,39 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(text, value):
     assert apply_overrides({}, [f"x={text}"])["x"] == value
 
 
+@pytest.mark.filterwarnings("ignore:data.:pipeline.config.ConfigWarning")  # factors, benchmark: not read here
+def test_a_text_setting_written_as_a_number_keeps_its_digits(tmp_path):
+    # YAML reads 010 and 000300 as numbers; a run name or an index code must not lose its zeros.
+    path = tmp_path / "c.yaml"
+    path.write_text("name: 010\ndata:\n  benchmark: 000300\n  factors: [0050, 1.50]\n"
+                    "train:\n  steps: 020\n  lr: 1e-3\n")
+    config = load_config(path)
+    assert (config.name, config.data.benchmark, config.data.factors) == ("010", "000300", ["0050", "1.50"])
+    assert config.sections["train"].steps == 20 and type(config.sections["train"].steps) is int
+    assert config.sections["train"].lr == 0.001
+    assert "name: '010'" in dump_config(config) and "benchmark: '000300'" in dump_config(config)
+    assert load_config(path, ["name=0x1F"]).name == "0x1F"
+    assert load_config(path, ["name=2016"]).name == "2016"
+
+
+def test_replacing_a_whole_mapping_with_set_names_the_keys_it_drops(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  synthetic: {n_stocks: 100, delist_hazard: 0.01}\n")
+    with pytest.warns(ConfigWarning, match=r"--set data.synthetic=\{\.\.\.\} replaces the whole mapping, dropping "
+                                           r"the config's delist_hazard \(to change one key, write --set data.synthetic.<key>"):
+        config = load_config(path, ["data.synthetic={n_stocks: 300}"])
+    assert config.data.synthetic == {"n_stocks": 300}
+
+
+def test_a_set_that_keeps_every_key_of_a_mapping_is_quiet(tmp_path, recwarn):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  synthetic: {n_stocks: 100}\n")
+    assert load_config(path, ["data.synthetic={n_stocks: 300, idio_vol: 0.1}"]).data.synthetic == {"n_stocks": 300,
+                                                                                     "idio_vol": 0.1}
+    assert load_config(path, ["data.synthetic.idio_vol=0.2"]).data.synthetic == {"n_stocks": 100, "idio_vol": 0.2}
+    assert not [w for w in recwarn if issubclass(w.category, ConfigWarning)]
+
+
 def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path):
     path = tmp_path / "twice.yaml"
     path.write_text("train:\n  steps: 2\n  batch_size: 256\nseed: 0\ntrain:\n  lr: 0.003\n")
