@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from feeds.errors import UserError
+from pipeline.yaml_text import parse, plain
 
 
 class ConfigError(UserError):
@@ -184,7 +185,7 @@ def _coerce(value, tp, where: str):
     """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
     origin = get_origin(tp)
     if tp is Any:
-        return _plain(value)
+        return plain(value)
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -202,7 +203,7 @@ def _coerce(value, tp, where: str):
         if value not in get_args(tp):
             choices = ", ".join(repr(a) for a in get_args(tp))
             raise ConfigError(f"{value!r} is not one of {choices}", where)
-        return _plain(value)
+        return plain(value)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin in (list, tuple):
@@ -213,7 +214,7 @@ def _coerce(value, tp, where: str):
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"expected a mapping, got {type(value).__name__} {value!r}", where)
-        return _plain(value)
+        return plain(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"expected true or false, got {value!r}", where)
@@ -447,79 +448,6 @@ def _check_synthetic(config: RunConfig) -> None:
         config.data.synthetic[key] = value
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that leaves dates as text, so a bad date is reported by its key."""
-
-
-# Numbers as YAML 1.2 reads them. YAML 1.1 (PyYAML) reads 010 as octal 8, 1:30 as 90 (base 60)
-# and 2014_12 as 201412, and ``1e7`` (no dot, no exponent sign) as text: each a silent surprise.
-_NUMBERS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBERS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+)$"),
-                              list("-+0123456789"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
-
-
-class _WrittenInt(int):
-    """A YAML integer written in a form that ``str()`` does not give back (``010``, ``+5``, ``0x1F``):
-    a text setting takes it as written, so ``name: 010`` is the run ``010`` and ``benchmark: 000300``
-    the code ``000300``, not ``10`` and ``300``."""
-
-
-class _WrittenFloat(float):
-    """The same for a YAML float (``1.50``, ``1e3``)."""
-
-
-def _written(number, text: str):
-    if str(number) == text:
-        return number
-    out = (_WrittenInt if isinstance(number, int) else _WrittenFloat)(number)
-    out.text = text
-    return out
-
-
-def _plain(value):
-    """``value`` with every written number made a plain int or float (what YAML dumps)."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, _WrittenInt):
-        return int(value)
-    return float(value) if isinstance(value, _WrittenFloat) else value
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: (
-    lambda text: _written(int(text, 16) if "x" in text else int(text, 10), text))(loader.construct_scalar(node)))
-_Loader.add_constructor("tag:yaml.org,2002:float", lambda loader, node: _written(
-    yaml.SafeLoader.construct_yaml_float(loader, node), loader.construct_scalar(node)))
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    # A key written twice would keep its last value without a word (a second 'train:' section
-    # replaced the first one whole).
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key '{key}' appears twice in one mapping (lines {seen[key] + 1} and "
-                f"{key_node.start_mark.line + 1})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
-
-
-def _parse(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
-
-
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``key.sub=value`` strings (values parsed as YAML) to a raw config mapping."""
     raw = dict(raw or {})
@@ -528,7 +456,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override '{item}' is not key.sub=value", "--set")
         key, text = item.split("=", 1)
         try:
-            value = _parse(text)
+            value = parse(text)
         except yaml.YAMLError:
             value = text
         node = raw
@@ -569,7 +497,7 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror or exc}", str(path)) from None
     try:
-        raw = _parse(text)
+        raw = parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
