@@ -102,8 +102,8 @@ def test_a_bad_sweep_is_one_error_line_before_anything_runs(tmp_path, capsys, ax
 def test_replicate_seeds_that_share_ensemble_members_warn(tmp_path, source, seeds, warned):
     from pipeline.sweep import _warn_shared_members
 
-    data = {"source": source, "path": "panel.csv"} if source == "panel" else {"source": source}
-    config = load_config(sweep_file(tmp_path, {"seed": seeds}), [f"data={json.dumps(data)}", "train.ensemble=2"])
+    data = [f"data.source={source}", *(["data.path=panel.csv"] if source == "panel" else [])]
+    config = load_config(sweep_file(tmp_path, {"seed": seeds}), [*data, "train.ensemble=2"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _warn_shared_members(config, config.sections["sweep"])
@@ -268,7 +268,7 @@ def test_the_inputs_stamp_follows_the_data_files(tmp_path):
 
     data = tmp_path / "panel.csv"
     data.write_text("date,code\n")
-    config = load_config(sweep_file(tmp_path, {"seed": [0]}), [f"data={{source: panel, path: {data}}}"])
+    config = load_config(sweep_file(tmp_path, {"seed": [0]}), ["data.source=panel", f"data.path={data}"])
     before = inputs_stamp(config, tmp_path)
     data.write_text("date,code,ret\n")
     after = inputs_stamp(config, tmp_path)
