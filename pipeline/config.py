@@ -472,11 +472,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node[part] = child = dict(child)
             node = child
         old = node.get(parts[-1])
-        if isinstance(old, dict) and isinstance(value, dict) and set(old) - set(value):
-            # --set data.synthetic={n_stocks: 300} looks like "change n_stocks" but replaces the mapping.
-            lost = ", ".join(str(k) for k in old if k not in value)
+        # --set data.synthetic={n_stocks: 300} looks like "change n_stocks" but replaces the mapping.
+        lost = [str(k) for k in old if k not in value] if isinstance(old, dict) and isinstance(value, dict) else []
+        if lost:
             warnings.warn(ConfigWarning(
-                f"--set {key}={{...}} replaces the whole mapping, dropping the config's {lost} "
+                f"--set {key}={{...}} replaces the whole mapping, dropping the config's {', '.join(lost)} "
                 f"(to change one key, write --set {key}.<key>=value)"), stacklevel=2)
         node[parts[-1]] = value
     return raw
