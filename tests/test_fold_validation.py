@@ -2,28 +2,19 @@
 models the main command then loads from the cache instead of training again."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 import run_backtest
+from benchmarks import fold_validation
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "fold_validation.py"
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
 
-@pytest.fixture(scope="module")
-def fold_validation():
-    spec = importlib.util.spec_from_file_location("fold_validation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_each_fold_is_reported_and_the_main_command_reuses_its_models(fold_validation, tmp_path, capsys):
+def test_each_fold_is_reported_and_the_main_command_reuses_its_models(tmp_path, capsys):
     overrides = ["--set", "walk_forward.retrain_every=6", "--set", "train.ensemble=2",
                  "--set", f"output.cache_dir={tmp_path / 'cache'}"]
     assert fold_validation.main(["--config", SMOKE, *overrides, "--json", str(tmp_path / "v.json")]) == 0
@@ -48,7 +39,7 @@ def test_each_fold_is_reported_and_the_main_command_reuses_its_models(fold_valid
     (["--config", SMOKE, "--set", "train.steps=-5"], "train.steps"),
     (["--config", str(ROOT / "configs" / "sweep_smoke.yaml")], "sweep config"),  # its base is none of its points
 ])
-def test_a_mistake_is_one_line_and_exit_2(fold_validation, capsys, argv, expected):
+def test_a_mistake_is_one_line_and_exit_2(capsys, argv, expected):
     assert fold_validation.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and len(err.strip().splitlines()) == 1

@@ -1,6 +1,4 @@
 """Cross-sectional preprocessing: hand-made cross-sections with known answers."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,10 +124,7 @@ def test_months_and_factors_are_independent():
 
 
 def test_vectorized_equals_the_per_month_reference_loop():
-    spec = importlib.util.spec_from_file_location(
-        "bench_preprocess", Path(__file__).resolve().parents[1] / "benchmarks" / "preprocess.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from benchmarks import preprocess as bench
     panel = make_market(2, n_stocks=150, start="2010-01", end="2011-12").panel
     cfg = PreprocessConfig()
     np.testing.assert_allclose(preprocess_panel(panel, cfg), bench.preprocess_loop(panel, cfg), atol=5e-5)

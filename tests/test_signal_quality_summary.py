@@ -2,21 +2,16 @@
 the inner year and of the out-of-sample year, or of different ensemble sizes, are never mixed."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "signal_quality.py"
+from benchmarks import signal_quality
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("signal_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return signal_quality
 
 
 def result(seed: int, lstm: float, *, inner: bool | None = None, ensemble: int | None = None) -> dict:
