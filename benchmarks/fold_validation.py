@@ -64,23 +64,25 @@ def main(argv=None) -> int:
             raise ConfigError("this is a sweep config; give one point's settings with --set on a run config",
                               args.config)
         spec = signal_spec(config)
-        data = load_data(config, spec.window.window, ROOT, history=spec.window.required)
+        root = Path.cwd()  # relative data and cache paths resolve as in run_backtest.py
+        data = load_data(config, spec.window.window, root, history=spec.window.required)
         cache_root = Path(config.output.cache_dir)
         started = time.perf_counter()
         bundle = train_signals(config, data, args.retrain, False, log,
-                               cache_root if cache_root.is_absolute() else ROOT / cache_root)
+                               cache_root if cache_root.is_absolute() else root / cache_root)
     except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
     rows = fold_rows(bundle)
 
-    print(f"{args.config} {' '.join(args.overrides)}: validation rank IC by fold ({seconds:.0f} s)")
+    print(f"{' '.join([args.config, *args.overrides])}: validation rank IC by fold ({seconds:.0f} s)")
     print(f"{'fold':58s} {'step':>5s} {'LSTM':>7s} {'logistic':>9s} {'composite':>9s}  members")
     for row in rows:
         members = ", ".join(f"seed {seed} {ic:.4f}" for seed, ic in row["members"]) if len(row["members"]) > 1 else ""
-        print(f"{row['fold']:58s} {row['best_step'] or 0:5d} {row['lstm']:7.4f} {row['baseline']:9.4f} "
-              f"{row['composite']:9.4f}  {members}")
+        ics = (f"{row[m]:{w}.4f}" if row[m] is not None else f"{'-':>{w}s}"
+               for m, w in (("lstm", 7), ("baseline", 9), ("composite", 9)))
+        print(f"{row['fold']:58s} {row['best_step'] or 0:5d} {' '.join(ics)}  {members}")
     if args.json:
         args.json.write_text(json.dumps({"config": args.config, "overrides": args.overrides,
                                          "seconds": seconds, "folds": rows}, indent=1))

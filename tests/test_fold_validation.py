@@ -29,7 +29,8 @@ def test_each_fold_is_reported_and_the_main_command_reuses_its_models(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "v.json"]  # no run directory
 
     run = tmp_path / "run"
-    assert run_backtest.main(["--config", SMOKE, *overrides, "--output", str(run), "--quiet"]) == 0
+    one_book = ["--set", "backtest.selections=[top_pct]", "--set", "backtest.books=[long_short]"]  # seconds
+    assert run_backtest.main(["--config", SMOKE, *overrides, *one_book, "--output", str(run), "--quiet"]) == 0
     trained = json.loads((run / "metrics.json").read_text())["training"]["folds"]
     assert [f["cached"] for f in trained] == [True, True]
     assert [f["validation"]["lstm"]["rank_ic"] for f in trained] == [f["lstm"] for f in folds]
