@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 def fold_rows(bundle) -> list[dict]:
     """One row per fold (one for a run without walk-forward) of a trained bundle's record."""
     training = bundle.training
-    folds = training.get("folds") or [{"fold": "single split", "cached": bundle.cached, "key": bundle.key,
-                                       **bundle.selection, "validation": training.get("validation")}]
+    folds = training.get("folds") or [{"fold": "single split", "cached": bundle.cached, **bundle.selection,
+                                       "validation": training.get("validation")}]
     rows = []
     for fold in folds:
         validation = fold.get("validation") or {}
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from pipeline.data import load_data
     from pipeline.run import USER_ERRORS  # registers the signal's config sections
     from pipeline.sweep import is_sweep
-    from pipeline.train import signal_spec, train_signals
+    from pipeline.train import model_cache, signal_spec, train_signals
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
@@ -66,10 +66,8 @@ def main(argv=None) -> int:
         spec = signal_spec(config)
         root = Path.cwd()  # relative data and cache paths resolve as in run_backtest.py
         data = load_data(config, spec.window.window, root, history=spec.window.required)
-        cache_root = Path(config.output.cache_dir)
         started = time.perf_counter()
-        bundle = train_signals(config, data, args.retrain, False, log,
-                               cache_root if cache_root.is_absolute() else root / cache_root)
+        bundle = train_signals(config, data, args.retrain, False, log, model_cache(config, root))
     except USER_ERRORS as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

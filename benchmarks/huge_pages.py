@@ -9,8 +9,9 @@ fresh interpreter; the sides alternate (off, on, on, off, ...) so that drift in 
 speed falls on both.
 
 The measured work is the training of ``configs/walk_forward.yaml``'s first fold (a 2 × 64 LSTM
-by default, the real-data walk-forward's size; the config itself serves 2 × 128; batch 1,000, the purged time split, validation every 20 steps) for ``--steps`` steps on the
-default synthetic market, without early stopping; ``--hidden 400`` gives the study's model.
+by default, the real-data walk-forward's size, though the config itself serves 2 × 128; batch
+1,000, the purged time split, validation every 20 steps) for ``--steps`` steps on the default
+synthetic market, without early stopping; ``--hidden 400`` gives the study's model.
 Per run: the fit's wall seconds, user and system CPU seconds, minor page faults and the
 process's peak RSS; then the median of each side and the ratio off / on.
 

@@ -35,7 +35,7 @@ from .output import RunDirectory, check_output
 from .predict import predict
 from .provenance import inputs_stamp
 from .publish import RunResult, publish, tearsheets
-from .train import MANAGED, SIGNAL_SECTIONS, signal_spec, train_signals
+from .train import MANAGED, SIGNAL_SECTIONS, model_cache, signal_spec, train_signals
 
 # What a user can get wrong (config, data, settings, the output path): one line and exit 2 in
 # the CLI. Every package's error type derives from UserError, so none can slip past this list.
@@ -73,9 +73,7 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     log(f"data: {data.panel} from {data.description} ({timings['data']:.1f} s)")
 
     t0 = time.perf_counter()
-    cache_root = Path(config.output.cache_dir)
-    bundle = train_signals(config, data, retrain, not log.progress, log,
-                           cache_root if cache_root.is_absolute() else root / cache_root)
+    bundle = train_signals(config, data, retrain, not log.progress, log, model_cache(config, root))
     timings["train"] = time.perf_counter() - t0
     for served in bundle.served.values():
         served.to(config.device)  # predictions on CUDA when the run trains there

@@ -76,6 +76,12 @@ def model_key(config: RunConfig, data: RunData) -> str:
     })
 
 
+def model_cache(config: RunConfig, root: Path) -> Path:
+    """The model cache of ``config``: ``output.cache_dir``, relative to ``root`` unless absolute."""
+    path = Path(config.output.cache_dir)
+    return path if path.is_absolute() else root / path
+
+
 def train_signals(config: RunConfig, data: RunData, retrain: bool, quiet: bool, log, cache_root: Path
                   ) -> SignalBundle:
     """The train stage: one bundle, or one per walk-forward fold served as one."""
