@@ -17,11 +17,8 @@ or 143, and leaves no staging or cache debris.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import threading
 import warnings
 
 # numpy's OpenBLAS threads contend with torch's on a busy laptop (a 3 ms batched matmul was
@@ -33,6 +30,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # torch starts its OpenMP runtime, so it must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+from pipeline import interrupts  # the standard library only: before anything heavy
+from pipeline.interrupts import Terminated, signals_deferred, signals_raise
 
 _shown: set[str] = set()
 
@@ -70,58 +70,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-class Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler, so a terminated run cleans up exactly as Ctrl-C does."""
-
-
-def _on_signal(signum, frame):
-    if getattr(_on_signal, "fired", None) is not None:
-        return  # a second signal must not interrupt the cleanup of the first
-    _on_signal.fired = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-    raise _on_signal.fired
-
-
-@contextlib.contextmanager
-def signals_raise():
-    """Within: SIGINT raises ``KeyboardInterrupt`` and SIGTERM raises :class:`Terminated`, once
-    each run, so both go through the same cleanup (staging and cache debris removed); the
-    previous handlers come back after. Only in the main thread, and for each signal only where
-    it has its default disposition (not when embedded in a program that handles signals itself;
-    a SIGINT ignored by a background launch, e.g. ``nohup cmd &``, stays ignored)."""
-    _on_signal.fired = None
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-        handlers = {sig: signal.signal(sig, _on_signal) for sig, default in defaults.items()
-                    if signal.getsignal(sig) is default}
-    try:
-        yield
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """Within: SIGINT and SIGTERM (where :func:`signals_raise` handles them) are only recorded,
-    and the first is raised when the block ends. For the heavy imports: torch's C++ extensions
-    run Python code while they load, and an exception raised there by a signal handler reaches
-    C++ that does not expect it, which aborts the process (seen: SIGINT at 1 s, inside
-    ``torch.distributed``'s import: ``terminate called after throwing ... KeyboardInterrupt``)."""
-    pending: list[int] = []
-    replaced = {}
-    if threading.current_thread() is threading.main_thread():
-        replaced = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
-                    for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is _on_signal}
-    try:
-        yield
-    finally:
-        for sig, handler in replaced.items():
-            signal.signal(sig, handler)
-    if pending:
-        _on_signal(pending[0], None)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -130,15 +78,15 @@ def _one_line(exc: BaseException) -> str:
 def main(argv=None) -> int:
     try:
         with signals_raise():
-            return _main(parse_args(argv))
+            try:
+                return _main(parse_args(argv))
+            except Exception:
+                # A library that swallowed the signal's exception mid-import (seen: torch importing
+                # sympy at 2 s) fails later with its own error; the signal is still what ended the run.
+                interrupts.check()
+                raise
     except KeyboardInterrupt as exc:  # from the first moment on: imports take seconds
         return _interrupted(exc, "no run directory was written and no cache entry was left half-written")
-    except Exception:
-        # A library that swallowed the signal's exception mid-import (seen: torch importing
-        # sympy at 2 s) fails later with its own error; the signal is still what ended the run.
-        if getattr(_on_signal, "fired", None) is None:
-            raise
-        return _interrupted(_on_signal.fired, "no run directory was written and no cache entry was left half-written")
 
 
 def _interrupted(exc: KeyboardInterrupt, left: str) -> int:

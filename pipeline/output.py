@@ -31,6 +31,8 @@ from pathlib import Path
 from feeds.errors import UserError
 from feeds.files import atomic_path
 
+from . import interrupts
+
 try:  # POSIX advisory locks; elsewhere stale debris is recognised by age alone
     import fcntl
 except ImportError:  # pragma: no cover
@@ -232,6 +234,7 @@ class RunDirectory:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc_type is None:
+                interrupts.check()  # a signal whose exception was swallowed on the way publishes nothing
                 publishable(self.staging)
                 _publish(self.staging, self.final)
         except OSError as exc:

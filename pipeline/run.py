@@ -26,6 +26,7 @@ from signals import WalkForwardConfig
 
 from feeds.errors import UserError
 
+from . import interrupts
 from .backtest import run_backtests
 from .config import RunConfig, register_section
 from .data import load_data
@@ -75,6 +76,7 @@ def _run(config: RunConfig, output: Path | None, retrain: bool, log: Log, root: 
     t0 = time.perf_counter()
     bundle = train_signals(config, data, retrain, not log.progress, log, model_cache(config, root))
     timings["train"] = time.perf_counter() - t0
+    interrupts.check()  # a signal swallowed while training (see pipeline.interrupts) ends the run here
     for served in bundle.served.values():
         served.to(config.device)  # predictions on CUDA when the run trains there
     log(f"model: {'loaded' if bundle.cached else 'trained'} ({timings['train']:.1f} s)")

@@ -21,6 +21,7 @@ from signals.checkpoint import library_versions, panel_fingerprint
 from signals.model import RECURRENT_KINDS
 from signals.spec import SECTIONS
 
+from . import interrupts
 from .cache import SignalBundle, load_bundle, store_bundle
 from .config import ConfigError, RunConfig
 from .data import RunData
@@ -92,6 +93,7 @@ def train_signals(config: RunConfig, data: RunData, retrain: bool, quiet: bool, 
         f"({walk_forward(config).scheme} window)")
     bundles = []
     for fold in plan:
+        interrupts.check()  # minutes per fold: a swallowed signal stops here, not at the end
         log(f"walk-forward {fold.describe()}")
         bundles.append(train_or_load(fold_config(config, fold), data, retrain, quiet, log, cache_root))
     return combine_folds(plan, bundles)

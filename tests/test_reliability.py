@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
+import weakref
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,9 @@ import torch
 import run_backtest
 from feeds.panel import DataWarning, load_panel
 from feeds.synthetic import make_market
+from pipeline import interrupts as pipeline_interrupts
 from pipeline import output as output_module
+from pipeline import run as pipeline_run
 from pipeline import cache as model_cache
 from pipeline.output import MARKER, OutputError, RunDirectory, check_output, is_run_directory, staging_directory
 from signals import CheckpointError, SignalModel
@@ -613,6 +616,53 @@ def test_sigterm_while_caching_a_real_run_is_one_line_and_exit_143(tmp_path, cap
     assert tiny(tmp_path / "run", tmp_path / "cache") == 143
     assert error_line(capsys).startswith("error: terminated; no run directory was written")
     assert list((tmp_path / "cache").iterdir()) == [] and not (tmp_path / "run").exists()
+
+
+def _swallowed(signum, real):
+    """``real``, after ``signum`` came while Python ran a weakref callback: the handler's exception
+    cannot leave a callback, so Python reports it ("Exception ignored") and drops it, as when the
+    signal lands in importlib's module-lock callback (seen in CI: SIGTERM at 2 s, the run published)."""
+    class Box:
+        pass
+
+    def hook(*args, **kwargs):
+        box = Box()
+        ref = weakref.ref(box, lambda _: (os.kill(os.getpid(), signum), time.sleep(5)))
+        del box  # the callback runs now, and the signal interrupts its sleep
+        assert ref() is None
+        return real(*args, **kwargs)
+    return hook
+
+
+SWALLOWED = [  # (id, signal, module, function the signal comes in, exit status)
+    ("sigterm-while-caching", signal.SIGTERM, model_cache, "save_training", 143),
+    ("sigint-while-evaluating", signal.SIGINT, pipeline_run, "evaluate", 130),
+]
+
+
+@pytest.mark.parametrize("signum, module, name, status", [c[1:] for c in SWALLOWED], ids=[c[0] for c in SWALLOWED])
+def test_a_signal_that_python_swallowed_still_ends_the_run(tmp_path, capsys, monkeypatch, signum, module, name, status):
+    monkeypatch.setattr(module, name, _swallowed(signum, getattr(module, name)))
+    assert tiny(tmp_path / "run", tmp_path / "cache") == status
+    assert error_line(capsys).startswith("error: terminated" if status == 143 else "error: interrupted")
+    assert not (tmp_path / "run").exists() and debris(tmp_path) == []
+
+
+def test_a_swallowed_signal_is_not_reported_but_other_swallowed_errors_are(monkeypatch):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    def failing_callback(_):
+        raise ValueError("a callback's own error")
+
+    with pytest.raises(run_backtest.Terminated), run_backtest.signals_raise():
+        _swallowed(signal.SIGTERM, lambda: None)()
+        box = type("Box", (), {})()
+        ref = weakref.ref(box, failing_callback)
+        del box, ref
+        pipeline_interrupts.check()
+    assert [type(report.exc_value) for report in reported] == [ValueError]
+    assert sys.unraisablehook == reported.append  # restored
 
 
 def _spawn(tmp_path, *extra):
