@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as nnf
+from torch.optim import swa_utils
 from tqdm.auto import tqdm
 
 from feeds.errors import UserError
@@ -106,6 +107,11 @@ class TrainConfig:
         one checkpoint).
     weight_decay : float
         [0.0] Adam weight decay.
+    ema : float or None
+        [None] evaluate, select and serve an exponential moving average of the weights
+        (``torch.optim.swa_utils``, updated after every step with this decay; 0.98 averages
+        over about the last 50 steps) instead of the weights of the last step; the refit
+        serves its average too.
     grad_clip : float or None
         [None] clip the gradient norm.
     seed : int
@@ -137,6 +143,7 @@ class TrainConfig:
     refit: str = "none"
     ensemble: int = 1
     weight_decay: float = 0.0
+    ema: float | None = None
     grad_clip: float | None = None
     seed: int = 0
     device: str = "auto"
@@ -171,6 +178,8 @@ class TrainConfig:
             raise TrainError(f"train.select must be one of {', '.join(SELECT)}, got {self.select!r}")
         if self.refit not in REFIT:
             raise TrainError(f"train.refit must be one of {', '.join(REFIT)}, got {self.refit!r}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise TrainError(f"train.ema must lie in (0, 1) (or be null), got {self.ema}")
         if self.ensemble < 1:
             raise TrainError(f"train.ensemble must be >= 1, got {self.ensemble}")
         if self.device not in DEVICES:
@@ -366,6 +375,9 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
     with seeded_scope(config.seed, config.deterministic, config.num_threads, device):
         model = build_model(model_config).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        averaged = None if config.ema is None else swa_utils.AveragedModel(
+            model, multi_avg_fn=swa_utils.get_ema_multi_avg_fn(config.ema))
+        served = model if averaged is None else averaged.module  # what is evaluated, kept and returned
         generator = torch.Generator().manual_seed(config.seed)
         batches = BatchSampler(len(train_set), config.batch_size, generator).forever()
         eval_pos = _eval_positions(len(val_set), config.eval_samples, config.seed)
@@ -387,12 +399,12 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
             start = time.perf_counter()
             val_loss = val_acc = val_ric = np.nan
             if validate:
-                logits = predict_logits(model, eval_set, device=device)
+                logits = predict_logits(served, eval_set, device=device)
                 val_loss, val_acc = _loss_accuracy(logits, eval_set)
                 if eval_returns is not None:
                     probs = torch.softmax(logits, dim=1).numpy()
                     val_ric = mean_rank_ic(probs[:, 2] - probs[:, 0], eval_returns, eval_months)
-            weight, bias = (p.detach().cpu().numpy().copy() for p in model.input_layer())
+            weight, bias = (p.detach().cpu().numpy().copy() for p in served.input_layer())
             row = {"step": step, "epoch": step * config.batch_size / len(train_set),
                    "train_loss": run_loss / run_n if run_n else np.nan,
                    "train_acc": run_correct / run_n if run_n else np.nan,
@@ -407,13 +419,12 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
                 if np.isnan(criterion):
                     criterion = math.inf  # a month-less validation set never beats a real one
                 if criterion < best[0] - config.min_delta:
-                    state = copy.deepcopy(model.state_dict()) if keep_best else None
+                    state = copy.deepcopy(served.state_dict()) if keep_best else None
                     best, stale = (criterion, step, state, val_loss, val_acc, val_ric), 0
                 else:
                     stale += 1
                 if on_evaluate is not None:
-                    on_evaluate(step, model)
-                    model.train()
+                    on_evaluate(step, served)
             eval_seconds += time.perf_counter() - start
             return val_loss, val_acc
 
@@ -433,6 +444,8 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             batch_loss = loss.item()
             correct = float((logits.argmax(1) == y).sum())
             train_seconds += time.perf_counter() - start
@@ -455,11 +468,11 @@ def train(model_config: ModelConfig, train_set: WindowDataset, val_set: WindowDa
                     break
         bar.close()
         if keep_best and best[2] is not None:
-            model.load_state_dict(best[2])
+            served.load_state_dict(best[2])
         else:
             last = rows[-1]
             best = (math.nan, step, None, last["val_loss"], last["val_acc"], last["val_rank_ic"])
-    model = model.cpu().eval()
+    model = served.cpu().eval()
     timings = {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "steps": step,
                "seconds_per_100_steps": 100.0 * train_seconds / max(step, 1)}
     return model, TrainResult(history=pd.DataFrame(rows), snapshots=snapshots, best_step=best[1],

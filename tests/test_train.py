@@ -100,6 +100,24 @@ def test_without_early_stopping_the_last_state_is_kept_unless_asked():
     assert evaluate(best, val_set)[0] == pytest.approx(h["val_loss"].min(), rel=1e-5)
 
 
+def test_ema_serves_the_moving_average_of_the_steps_and_selects_on_it():
+    train_set, val_set = toy_sets()
+    one, _ = train(TINY, train_set, val_set, quick(steps=1, eval_every=1, lr=0.05))
+    two, _ = train(TINY, train_set, val_set, quick(steps=2, eval_every=1, lr=0.05))
+    averaged, result = train(TINY, train_set, val_set, quick(steps=2, eval_every=1, lr=0.05, ema=0.25))
+    for key, value in averaged.state_dict().items():  # the first update copies, the next averages
+        expected = 0.25 * one.state_dict()[key] + 0.75 * two.state_dict()[key]
+        assert torch.allclose(value, expected, atol=1e-6), key
+    assert any(not torch.allclose(v, two.state_dict()[k]) for k, v in averaged.state_dict().items())
+    assert evaluate(averaged, val_set)[0] == pytest.approx(result.history["val_loss"].iloc[-1], rel=1e-5)
+    best, result = train(TINY, train_set, val_set, quick(steps=60, eval_every=5, lr=0.5, ema=0.9, restore_best=True))
+    h = result.history  # the evaluations, the selection and the served state are the average's
+    assert result.best_step == h.loc[h["val_loss"].idxmin(), "step"]
+    assert evaluate(best, val_set)[0] == pytest.approx(h["val_loss"].min(), rel=1e-5)
+    with pytest.raises(TrainError, match="train.ema must lie in"):
+        TrainConfig(ema=1.0)
+
+
 def test_budgets_and_settings():
     assert TrainConfig(steps=None, epochs=1.0, batch_size=100).total_steps(1001) == 11
     assert TrainConfig(steps=5, epochs=1.0, batch_size=100).total_steps(1001) == 5
