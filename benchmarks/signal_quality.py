@@ -70,6 +70,7 @@ def parse(argv=None):
                         help="fixed, fixed-excess, tercile (a list compares)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 penalty (train.weight_decay)")
+    parser.add_argument("--ema", type=float, help="serve a moving average of the weights with this decay (train.ema)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--ensemble", type=int, default=1)
     parser.add_argument("--refit", nargs="+", choices=("none", "steps", "epochs"), default=["none"],
@@ -107,12 +108,13 @@ def label_config(name: str) -> LabelConfig:
 def train_config(args, protocol: str, refit: str = "none") -> TrainConfig:
     if protocol == "study":
         return TrainConfig(steps=args.study_steps, validation="random", batch_size=args.batch_size, lr=args.lr,
-                           weight_decay=args.weight_decay, eval_every=args.eval_every, seed=args.train_seed,
-                           ensemble=args.ensemble,
+                           weight_decay=args.weight_decay, ema=args.ema, eval_every=args.eval_every,
+                           seed=args.train_seed, ensemble=args.ensemble,
                            progress=args.progress, refit=refit)
     return TrainConfig(steps=args.max_steps, validation="time", select="rank_ic", patience=args.patience,
                        eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
-                       lr=args.lr, weight_decay=args.weight_decay, seed=args.train_seed, ensemble=args.ensemble,
+                       lr=args.lr, weight_decay=args.weight_decay, ema=args.ema, seed=args.train_seed,
+                       ensemble=args.ensemble,
                        progress=args.progress, refit=refit)
 
 
