@@ -1,6 +1,5 @@
 """model.kind: the study's LSTM unchanged bit for bit, GRU and plain RNN trained, saved and
 served (offline and inside Backtrader) through the same fit, checkpoint and SignalModel."""
-import hashlib
 from dataclasses import replace
 
 import backtrader as bt
@@ -38,14 +37,17 @@ def probabilities(signal, panel):
 
 def test_the_lstm_gives_the_numbers_it_gave_before_model_kinds(market, fitted):
     # Computed with the code of commit 13a68af (fit(..., window=, model=, train_config=)):
-    # same seed, same market, same settings, so the same initialisation and training, bit for bit.
+    # same seed, same market, same settings, so the same initialisation and training, bit for bit
+    # (the validation loss and the first row, on AMD EPYC and Intel Xeon alike). The other rows'
+    # last bits differ between those CPUs (the whole array's sha256 did), so they are compared
+    # through their column means and spreads (measured on the Xeon).
     result = fitted["lstm"]
     probs = probabilities(result.signal, market.panel)
     assert probs.shape == (255, 3)
-    assert hashlib.sha256(np.ascontiguousarray(probs).tobytes()).hexdigest() == \
-        "4ad0eb4abecf6687352cff33935a53ca8f61746ec4b2644de262fc384ba5d813"
     assert probs[0].tolist() == [0.243486225605011, 0.31402260065078735, 0.44249117374420166]
     assert result.validation_loss == 1.107261061668396
+    np.testing.assert_allclose(probs.mean(axis=0), [0.2422653884, 0.3113750517, 0.4463595748], rtol=1e-5)
+    np.testing.assert_allclose(probs.std(axis=0), [0.0111842118, 0.0209943317, 0.0130549865], rtol=1e-4)
     assert list(result.signal.module.state_dict())[0] == "lstm.weight_ih_l0"  # the checkpoints' keys
 
 
