@@ -32,7 +32,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 from pipeline import interrupts  # the standard library only: before anything heavy
-from pipeline.interrupts import Terminated, signals_deferred, signals_raise
 
 _shown: set[str] = set()
 
@@ -77,7 +76,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv=None) -> int:
     try:
-        with signals_raise():
+        with interrupts.signals_raise():
             try:
                 return _main(parse_args(argv))
             except Exception:
@@ -91,9 +90,9 @@ def main(argv=None) -> int:
 
 def _interrupted(exc: KeyboardInterrupt, left: str) -> int:
     """One line saying what was interrupted and what was ``left``; the exit status of the signal."""
-    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    what = "terminated" if isinstance(exc, interrupts.Terminated) else "interrupted"
     print(f"error: {what}; {left}", file=sys.stderr)
-    return 143 if isinstance(exc, Terminated) else 130
+    return 143 if isinstance(exc, interrupts.Terminated) else 130
 
 
 def _main(args) -> int:
@@ -101,7 +100,7 @@ def _main(args) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.showwarning = _show_warning
     _shown.clear()  # once per message and command (a process may run several: tests, notebooks)
-    with signals_deferred():
+    with interrupts.signals_deferred():
         from pipeline.config import ConfigError, load_config
         from pipeline.run import USER_ERRORS, run  # importing run registers the signal's config sections
         from pipeline.sweep import is_sweep  # registers the 'sweep' section

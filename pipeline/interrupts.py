@@ -7,9 +7,10 @@ staging directories and half-written cache entries are removed (:mod:`pipeline.o
 Python cannot deliver a handler's exception everywhere: raised while a weakref callback, a
 ``__del__`` or importlib's module-lock callback runs, it is printed as "Exception ignored" and
 dropped, and the run would go on to finish and publish. So the signal is also recorded, and
-:func:`check` raises it again: the pipeline calls it between stages and before it publishes. The
-"Exception ignored" report of the recorded exception is not printed: the run still ends with
-the one line every interrupted run gives.
+:func:`check` raises it again: the pipeline calls it before each walk-forward fold, after the
+train stage and before it publishes. The "Exception ignored" report of the recorded exception
+is not printed: the run still ends with the one line every interrupted run gives.
+
 Only the standard library here: the command line imports this before anything heavy.
 """
 from __future__ import annotations

@@ -588,7 +588,7 @@ def _earlier_run(tmp_path) -> Path:
 
 SIGNALS = [  # (id, signal, exception the CLI's handler raises)
     ("sigint", signal.SIGINT, KeyboardInterrupt),
-    ("sigterm", signal.SIGTERM, run_backtest.Terminated),
+    ("sigterm", signal.SIGTERM, pipeline_interrupts.Terminated),
 ]
 
 
@@ -597,7 +597,7 @@ def test_signal_while_publishing_leaves_the_earlier_run_and_no_staging(tmp_path,
     out = _earlier_run(tmp_path)
     before = snapshot(out)
     monkeypatch.setattr(output_module, "publishable", _kill_self(signum))
-    with pytest.raises(raised), run_backtest.signals_raise():
+    with pytest.raises(raised), pipeline_interrupts.signals_raise():
         with RunDirectory(out) as staging:
             (staging / "metrics.json").write_text("{}")
     assert snapshot(out) == before and debris(tmp_path) == []
@@ -606,7 +606,7 @@ def test_signal_while_publishing_leaves_the_earlier_run_and_no_staging(tmp_path,
 
 @pytest.mark.parametrize("signum, raised", [c[1:] for c in SIGNALS], ids=[c[0] for c in SIGNALS])
 def test_signal_while_caching_leaves_no_entry_and_no_staging(tmp_path, signum, raised):
-    with pytest.raises(raised), run_backtest.signals_raise():
+    with pytest.raises(raised), pipeline_interrupts.signals_raise():
         model_cache.store_entry(tmp_path, "0123456789abcdef", {"model.pt": _kill_self(signum)})
     assert list(tmp_path.iterdir()) == []
 
@@ -618,13 +618,14 @@ def test_sigterm_while_caching_a_real_run_is_one_line_and_exit_143(tmp_path, cap
     assert list((tmp_path / "cache").iterdir()) == [] and not (tmp_path / "run").exists()
 
 
+class Box:
+    """Something a weak reference can point at."""
+
+
 def _swallowed(signum, real):
     """``real``, after ``signum`` came while Python ran a weakref callback: the handler's exception
     cannot leave a callback, so Python reports it ("Exception ignored") and drops it, as when the
     signal lands in importlib's module-lock callback (seen in CI: SIGTERM at 2 s, the run published)."""
-    class Box:
-        pass
-
     def hook(*args, **kwargs):
         box = Box()
         ref = weakref.ref(box, lambda _: (os.kill(os.getpid(), signum), time.sleep(5)))
@@ -655,9 +656,9 @@ def test_a_swallowed_signal_is_not_reported_but_other_swallowed_errors_are(monke
     def failing_callback(_):
         raise ValueError("a callback's own error")
 
-    with pytest.raises(run_backtest.Terminated), run_backtest.signals_raise():
+    with pytest.raises(pipeline_interrupts.Terminated), pipeline_interrupts.signals_raise():
         _swallowed(signal.SIGTERM, lambda: None)()
-        box = type("Box", (), {})()
+        box = Box()
         ref = weakref.ref(box, failing_callback)
         del box, ref
         pipeline_interrupts.check()
